@@ -1,0 +1,60 @@
+# softgrad: one set-up path. `make help` lists the targets.
+# Every target creates .venv (pinned by constraints.txt) on first use; later runs reuse it.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUBMISSIONS ?=
+OUT ?= grading-out
+JOBS ?= 2
+
+.PHONY: help venv book test test-fast release grade lint bench lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[book,test,grade]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+venv: $(STAMP) ## create .venv with the pinned dependencies and softgrad (editable)
+
+release: $(STAMP) ## generate the student notebooks exercises/release/ from exercises/source/
+	$(PY) -m softgrad.grading release
+
+book: release ## build the HTML book into _build/html (executed, cached, warnings are errors)
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+test: book ## run every test: package, notebooks, book build, browser, exercises, grading
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
+	$(PY) -m pytest tests -m "not book and not browser and not notebooks and not grading"
+
+grade: $(STAMP) ## grade SUBMISSIONS=dir (<student>/<assignment>/<notebook>.ipynb) into OUT=grading-out
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2]"; exit 2; }
+	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+
+lint: $(STAMP) ## ruff over the package and tests
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP) ## run the speed benchmark and print ratios
+	$(PY) benchmarks/bench_softmax.py
+
+lock: ## re-resolve requirements.in into constraints.txt (needs the package registry)
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install -q -r requirements.in
+	{ echo "# Pinned, resolved dependency set for Python 3.11 (make lock regenerates it from requirements.in)."; \
+	  .lockenv/bin/pip freeze | grep -vE '^(softgrad|-e |pip==)'; } > constraints.txt
+	rm -rf .lockenv
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf _build exercises/release

@@ -1,0 +1,1 @@
+"""softgrad: softmax and cross-entropy, with their gradients."""
