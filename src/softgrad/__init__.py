@@ -1,1 +1,42 @@
-"""softgrad: softmax and cross-entropy, with their gradients."""
+"""softgrad: softmax and cross-entropy, with their gradients.
+
+A small, exact numeric core for the book *How gradients flow through softmax and
+cross-entropy*. Every function works along ``axis`` (default -1) over any batch shape, keeps
+float16/32/64 (integers become float64), and never forms an (n, n) matrix unless asked to
+(:func:`softmax_jacobian`).
+
+- :func:`logsumexp`, :func:`softmax`, :func:`log_softmax` -- Chapter 1 (sec-softmax)
+- :func:`softmax_jacobian`, :func:`softmax_jvp` -- Chapter 2 (sec-softmax-jacobian)
+- :func:`softmax_vjp` -- Chapter 3 (sec-softmax-backprop)
+- :func:`cross_entropy`, :func:`cross_entropy_grad`, :func:`cross_entropy_with_grad`
+  -- Chapter 4 (sec-cross-entropy)
+- :func:`numerical_jacobian`, :func:`gradcheck` -- Chapter 5 (sec-gradient-checking)
+"""
+
+from softgrad.gradcheck import GradcheckResult, gradcheck, numerical_jacobian
+from softgrad.losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
+from softgrad.softmax import (
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_jacobian,
+    softmax_jvp,
+    softmax_vjp,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradcheckResult",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_with_grad",
+    "gradcheck",
+    "log_softmax",
+    "logsumexp",
+    "numerical_jacobian",
+    "softmax",
+    "softmax_jacobian",
+    "softmax_jvp",
+    "softmax_vjp",
+]
