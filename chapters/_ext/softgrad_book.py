@@ -1,6 +1,16 @@
 """Sphinx glue for the softgrad book (book-infra owns this file).
 
-Offer a ``.ipynb`` download on every MyST Markdown chapter.
+Three small fixes that keep the book working from disk, offline, with a clean console:
+
+1. Offer a ``.ipynb`` download on every MyST Markdown chapter (see below).
+2. Drop sphinx-thebe's scripts and stylesheet from every page. Jupyter Book always loads
+   sphinx-thebe; the book has no live kernels (``launch_buttons.thebe: false``), yet the
+   extension still injects a script naming a CDN URL, twice, which is a console
+   SyntaxError ("THEBE_JS_URL has already been declared").
+3. Give the theme a default colour mode ("light"): without one, pydata-sphinx-theme logs
+   "Got invalid theme mode" as a console error on a reader's first visit.
+
+About (1):
 
 sphinx-book-theme shows an ".ipynb" entry in its download menu only when the page
 context has ``ipynb_source``, and it sets that only when a launch service (Binder,
@@ -32,7 +42,25 @@ def _offer_ipynb(app, pagename, templatename, context, doctree):
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+def _drop_thebe(app, pagename, templatename, context, doctree):
+    def is_thebe(asset):
+        name = str(getattr(asset, "filename", None) or "")
+        body = str(getattr(asset, "attributes", {}).get("body", ""))
+        return "sphinx-thebe" in name or "THEBE_JS_URL" in body
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [asset for asset in context[key] if not is_thebe(asset)]
+
+
+def _default_mode(app, pagename, templatename, context, doctree):
+    # pydata-sphinx-theme reads this template variable (html_context), not a theme option.
+    context["default_mode"] = context.get("default_mode") or "light"
+
+
 def setup(app):
+    app.connect("html-page-context", _default_mode)
+    app.connect("html-page-context", _drop_thebe, priority=900)
     # The theme adds its header buttons at priority 501; run before it.
     app.connect("html-page-context", _offer_ipynb, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

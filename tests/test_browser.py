@@ -1,0 +1,228 @@
+"""Open every page of the built book in headless Chromium, offline, and check what a reader sees.
+
+Runs after `make book` (it is part of `make test`). For each page in `_toc.yml`, opened through a
+file:// URL with every network request routed to nowhere:
+
+- the page loads (the HTML file exists and the browser renders its title);
+- MathJax has typeset the math: `mjx-container` elements are present where the page has math,
+  no MathJax error (`mjx-merror`) is shown, and no raw `$$`, `\\frac`, `\\(`, `\\[` or `\\begin{`
+  is left in the visible text outside code;
+- every `<img>` has loaded (`naturalWidth > 0`);
+- the browser console has no SEVERE entry (a failed request, a JavaScript error, a blocked font);
+- every internal link resolves: the target file exists and its `#anchor`, if any, is an id in it;
+- a screenshot is saved under `_build/screenshots/`.
+
+Needs Debian's Chromium (`apt-get install chromium chromium-driver`). Without it the test is skipped
+with that message, except under `CI=true`, where a missing browser is a failure.
+The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.browser, pytest.mark.book, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML_DIR = Path(os.environ.get("SOFTGRAD_BOOK_HTML", ROOT / "_build" / "html")).resolve()
+SCREENSHOT_DIR = HTML_DIR.parent / "screenshots"
+CHROMIUM = os.environ.get("SOFTGRAD_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("SOFTGRAD_CHROMEDRIVER", "/usr/bin/chromedriver")
+INSTALL_HINT = "apt-get install chromium chromium-driver"
+RAW_TEX = ("$$", "\\frac", "\\(", "\\[", "\\begin{")
+
+
+def toc_pages() -> list[str]:
+    """Every document named in _toc.yml (root first), as a path without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                pages.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+
+    walk(toc)
+    return [str(Path(p).with_suffix("")) if p.endswith((".md", ".ipynb")) else p for p in pages]
+
+
+PAGES = toc_pages()
+
+
+def _page_id(page: str) -> str:
+    return page.replace("/", "__")
+
+
+@pytest.fixture(scope="module")
+def driver():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
+    if missing:
+        message = f"headless Chromium not found ({', '.join(missing)}): {INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the browser test must run in CI)")
+        pytest.skip(message)
+    if not (HTML_DIR / "index.html").is_file():
+        pytest.fail(f"no built book at {HTML_DIR}: run `make book` first")
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="softgrad-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--window-size=1280,1600",
+        f"--user-data-dir={profile}",
+        # No network: every proxied request goes to a closed port, every host name fails to resolve.
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@cache
+def _ids_in(path: Path) -> frozenset[str]:
+    """All id= and <a name=> values in an HTML file (parsed statically)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8", errors="replace"), "html.parser")
+    ids = {tag["id"] for tag in soup.find_all(id=True)}
+    ids |= {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+    return frozenset(ids)
+
+
+# Wait for MathJax (if the page loads it) and for every image, then report what the page shows.
+_INSPECT_JS = r"""
+const done = arguments[arguments.length - 1];
+const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+(async () => {
+  const mathjaxScript = !!document.querySelector('script[src*="mathjax"]');
+  let mathjax = 'absent';
+  if (mathjaxScript) {
+    for (let i = 0; i < 300 && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++) {
+      await timeout(100);
+    }
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+      await Promise.race([MathJax.startup.promise.then(() => 'typeset'), timeout(30000).then(() => 'timeout')])
+        .then((v) => { mathjax = v; });
+    } else {
+      mathjax = 'did not start';
+    }
+  }
+  const imgs = Array.from(document.images);
+  imgs.forEach((img) => { img.loading = 'eager'; });
+  await Promise.race([
+    Promise.all(imgs.map((img) => img.complete ? null : new Promise((r) => {
+      img.addEventListener('load', r); img.addEventListener('error', r); }))),
+    timeout(15000)]);
+  const clone = document.body.cloneNode(true);
+  clone.querySelectorAll('pre, code, script, style, textarea, mjx-container, .highlight, .output')
+       .forEach((el) => el.remove());
+  done({
+    title: document.title,
+    mathjax: mathjax,
+    mathSources: document.querySelectorAll('.math, span.math, div.math').length,
+    mjx: document.querySelectorAll('mjx-container').length,
+    merrors: Array.from(document.querySelectorAll('mjx-merror')).map((e) =>
+      e.getAttribute('data-mjx-error') || e.textContent).slice(0, 5),
+    text: clone.textContent,
+    badImages: imgs.filter((img) => !(img.complete && img.naturalWidth > 0))
+                   .map((img) => img.getAttribute('src')),
+    links: Array.from(document.querySelectorAll('a[href]')).map((a) => [a.getAttribute('href'), a.href]),
+  });
+})();
+"""
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
+def test_page_in_browser(driver, page):
+    html = HTML_DIR / f"{page}.html"
+    assert html.is_file(), f"{page}: no {html.relative_to(HTML_DIR)} in the built book (is it in _toc.yml?)"
+    driver.get_log("browser")  # drop entries from the previous page
+    driver.get(html.as_uri())
+    for _ in range(100):
+        if driver.execute_script("return document.readyState") == "complete":
+            break
+        time.sleep(0.1)
+    info = driver.execute_async_script(_INSPECT_JS)
+    driver.save_screenshot(str(SCREENSHOT_DIR / f"{_page_id(page)}.png"))
+    problems: list[str] = []
+
+    if not info["title"]:
+        problems.append("the page has no title (did it load?)")
+
+    # MathJax
+    if info["mathSources"]:
+        if info["mathjax"] != "typeset":
+            problems.append(f"MathJax {info['mathjax']} ({info['mathSources']} math elements)")
+        elif info["mjx"] == 0:
+            problems.append("MathJax ran but rendered no mjx-container")
+    if info["merrors"]:
+        problems.append(f"MathJax errors: {info['merrors']}")
+    for raw in RAW_TEX:
+        at = info["text"].find(raw)
+        if at >= 0:
+            context = " ".join(info["text"][max(0, at - 60) : at + 60].split())
+            problems.append(f"raw TeX {raw!r} in the visible text: ...{context}...")
+
+    # Images
+    if info["badImages"]:
+        problems.append(f"images that did not load: {info['badImages']}")
+
+    # Console
+    severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    if severe:
+        problems.append("console errors:\n    " + "\n    ".join(severe))
+
+    # Internal links
+    for raw_href, absolute in info["links"]:
+        parts = urlsplit(absolute)
+        if parts.scheme != "file":
+            continue  # external (http, mailto) and javascript: links are not followed offline
+        target = Path(unquote(parts.path))
+        if not target.exists():
+            problems.append(f"broken link {raw_href!r}: {target} does not exist")
+            continue
+        if target.is_dir():
+            target = target / "index.html"
+            if not target.is_file():
+                problems.append(f"link {raw_href!r} points to a directory without index.html")
+                continue
+        anchor = unquote(parts.fragment)
+        if anchor and target.suffix == ".html" and anchor not in _ids_in(target):
+            problems.append(f"broken anchor {raw_href!r}: no id {anchor!r} in {target.name}")
+
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
