@@ -1,0 +1,327 @@
+"""Static checks of the built HTML book in `_build/html` (run `make book` first; `make test` does).
+
+- the full book builds with warnings as errors (rebuilt into a temporary directory, reusing the
+  jupyter-cache, so no chapter is re-executed unless it changed);
+- every page named in `_toc.yml` was built;
+- no raw TeX (`$$`, `\\frac`, `\\(`, `$...$`) is left in the text outside math and code;
+- MathJax is served from the book (`_static/mathjax`), and no page loads a script, stylesheet,
+  font, image or frame from the network;
+- every chapter page offers its `.ipynb` download and the link resolves on disk; released exercise
+  pages are shown but not executed;
+- no solution code and no hidden test reaches the book: nbgrader's delimiters, and every distinctive
+  line (> 25 characters) of the solution and hidden-test blocks of `exercises/source/`, are searched
+  for in every file of `_build/html` (`_sources` and the downloads included).
+
+The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.book
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML_DIR = Path(os.environ.get("SOFTGRAD_BOOK_HTML", ROOT / "_build" / "html")).resolve()
+MIN_PROBE_LEN = 25
+SOLUTION_MARKERS = (
+    "### BEGIN SOLUTION",
+    "### END SOLUTION",
+    "### BEGIN HIDDEN TESTS",
+    "### END HIDDEN TESTS",
+    "=== BEGIN MARK SCHEME ===",
+)
+REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+
+
+def toc_entries() -> list[str]:
+    """Every document named in _toc.yml (root first), as written there."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                entries.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+
+    walk(toc)
+    return entries
+
+
+def _docname(entry: str) -> str:
+    return entry.rsplit(".", 1)[0] if entry.endswith((".md", ".ipynb")) else entry
+
+
+def _source(entry: str) -> Path:
+    """The source file of a toc entry (`.md` or `.ipynb`)."""
+    name = _docname(entry)
+    for suffix in (".md", ".ipynb"):
+        if (ROOT / f"{name}{suffix}").is_file():
+            return ROOT / f"{name}{suffix}"
+    return ROOT / entry
+
+
+PAGES = [_docname(e) for e in toc_entries()]
+PAGE_IDS = [p.replace("/", "__") for p in PAGES]
+
+
+@pytest.fixture(scope="module")
+def html_dir() -> Path:
+    if not (HTML_DIR / "index.html").is_file():
+        pytest.fail(f"no built book at {HTML_DIR}: run `make book` first (`make test` does)")
+    return HTML_DIR
+
+
+@cache
+def _soup(path: Path):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(path.read_text(encoding="utf-8", errors="replace"), "html.parser")
+
+
+def _html_files(html_dir: Path) -> list[Path]:
+    return sorted(p for p in html_dir.rglob("*.html") if "_static" not in p.relative_to(html_dir).parts)
+
+
+def _is_notebook_chapter(source: Path) -> bool:
+    if source.suffix != ".md":
+        return False
+    text = source.read_text(encoding="utf-8")
+    return text.startswith("---") and "kernelspec" in text.split("\n---", 1)[0]
+
+
+# --------------------------------------------------------------------------- the build itself
+
+
+@pytest.mark.slow
+def test_full_build_has_no_warnings(tmp_path):
+    """Rebuild the whole book from scratch with -W -n (reusing the execution cache)."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", ".", "--builder", "html", "-W", "-n", "--keep-going",
+           "--path-output", str(tmp_path)]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    log = run.stdout + run.stderr
+    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    # The kernel's own start-up notice is not a Sphinx warning.
+    warnings = [w for w in warnings if "Kernel is running over TCP" not in w]
+    assert run.returncode == 0 and not warnings, (
+        f"`{' '.join(cmd)}` failed (exit {run.returncode}):\n" + "\n".join(warnings or log.splitlines()[-40:])
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_toc_page_is_built(html_dir, page):
+    assert (html_dir / f"{page}.html").is_file(), f"{page} is in _toc.yml but {page}.html was not built"
+
+
+# --------------------------------------------------------------------------- math
+
+
+def _text_outside_math_and_code(path: Path) -> str:
+    soup = _soup(path)
+    main = soup.find("main") or soup.body or soup
+    main = type(soup)(str(main), "html.parser")  # a copy we may cut up
+    for tag in main.find_all(["script", "style", "pre", "code", "textarea", "nav"]):
+        tag.decompose()
+    for tag in main.select(".math, .highlight, .cell_output, .output"):
+        tag.decompose()
+    return main.get_text(" ")
+
+
+RAW_TEX = re.compile(r"\$\$|\\frac|\\\(|\\\[|\\begin\{|(?<![\w$])\$[^\s$][^$\n]{0,200}?(?<!\s)\$(?![\w$])")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_raw_tex_outside_math(html_dir, page):
+    path = html_dir / f"{page}.html"
+    if not path.is_file():
+        pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
+    text = _text_outside_math_and_code(path)
+    hits = [" ".join(text[max(0, m.start() - 50) : m.end() + 50].split()) for m in RAW_TEX.finditer(text)]
+    assert not hits, f"{page}: TeX outside math (a missing $ or an unparsed directive?):\n  " + "\n  ".join(hits[:10])
+
+
+def test_mathjax_is_served_from_the_book(html_dir):
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax was not copied into _static"
+    fonts = list((html_dir / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff"))
+    assert fonts, "MathJax's CHTML fonts were not copied into _static/mathjax"
+    pages_with_math = 0
+    for path in _html_files(html_dir):
+        soup = _soup(path)
+        sources = [s["src"] for s in soup.find_all("script", src=True) if "mathjax" in s["src"].lower()]
+        for src in sources:
+            assert not REMOTE.match(src), f"{path.relative_to(html_dir)} loads MathJax from the network: {src}"
+            local = (path.parent / src.split("?")[0]).resolve()
+            assert local.is_file(), f"{path.relative_to(html_dir)}: MathJax script {src} does not exist"
+        if soup.select(".math"):
+            pages_with_math += 1
+            assert sources, f"{path.relative_to(html_dir)} has math but no MathJax script"
+    assert pages_with_math, "no page of the book has any math: did the MyST math extensions stop working?"
+
+
+# --------------------------------------------------------------------------- offline assets
+
+
+def test_no_asset_is_loaded_from_the_network(html_dir):
+    problems = []
+    attrs = {
+        "script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
+        "audio": "src", "embed": "src", "object": "data", "track": "src",
+    }
+    for path in _html_files(html_dir):
+        soup = _soup(path)
+        rel = path.relative_to(html_dir)
+        for name, attr in attrs.items():
+            for tag in soup.find_all(name, attrs={attr: True}):
+                if REMOTE.match(tag[attr]):
+                    problems.append(f"{rel}: <{name} {attr}={tag[attr]!r}>")
+        for tag in soup.find_all("link", href=True):
+            rels = {r.lower() for r in tag.get("rel", [])}
+            if rels & {"stylesheet", "preload", "modulepreload", "prefetch", "icon", "manifest", "preconnect",
+                       "dns-prefetch"} and REMOTE.match(tag["href"]):
+                problems.append(f"{rel}: <link rel={sorted(rels)} href={tag['href']!r}>")
+        for tag in soup.find_all("script", src=False):
+            for url in re.findall(r"https?://[^\s\"'<>]+", tag.get_text()):
+                if re.search(r"\.(m?js|css)(\W|$)|unpkg|jsdelivr|cdnjs|googleapis", url):
+                    problems.append(f"{rel}: an inline script references {url}")
+    for css in (html_dir / "_static").rglob("*.css"):
+        text = re.sub(r"/\*.*?\*/", "", css.read_text(encoding="utf-8", errors="replace"), flags=re.DOTALL)
+        for m in re.finditer(r"(?:url\(\s*[\"']?|@import\s+[\"']?)((?:https?:)?//[^\"')\s]+)", text):
+            problems.append(f"{css.relative_to(html_dir)}: loads {m.group(1)}")
+    assert not problems, "the book would load these from the network:\n  " + "\n  ".join(sorted(set(problems)))
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+@pytest.mark.parametrize("entry", toc_entries(), ids=PAGE_IDS)
+def test_page_offers_its_notebook(html_dir, entry):
+    import nbformat
+
+    page, source = _docname(entry), _source(entry)
+    if not (source.suffix == ".ipynb" or _is_notebook_chapter(source)):
+        pytest.skip(f"{page} is a plain Markdown page")
+    path = html_dir / f"{page}.html"
+    if not path.is_file():
+        pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
+    links = [a["href"] for a in _soup(path).find_all("a", href=True) if a["href"].split("#")[0].endswith(".ipynb")]
+    own = [h for h in links if h.split("#")[0].endswith(f"_sources/{page}.ipynb")]
+    assert own, f"{page}: no download link to _sources/{page}.ipynb (links to notebooks: {links})"
+    target = (path.parent / own[0]).resolve()
+    assert target.is_file(), f"{page}: the download link {own[0]} does not resolve to a file"
+    nb = nbformat.read(target, as_version=4)
+    nbformat.validate(nb)
+    if source.suffix == ".ipynb":
+        assert [c.source for c in nb.cells] == [c.source for c in nbformat.read(source, as_version=4).cells], (
+            f"{page}: the downloadable notebook differs from {source.relative_to(ROOT)}"
+        )
+        # Released exercises are shown, not executed: their answers are blank.
+        assert not _soup(path).select(".cell_output"), f"{page}: the exercise page has outputs (was it executed?)"
+    else:
+        import jupytext
+
+        code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
+        got = [c.source for c in nb.cells if c.cell_type == "code"]
+        assert got == code, f"{page}: the downloadable notebook's code cells differ from {source.name}"
+
+
+# --------------------------------------------------------------------------- no solutions
+
+
+def _published_files(html_dir: Path):
+    """(relative path, searchable text) for every text file of the book except theme assets."""
+    for path in sorted(html_dir.rglob("*")):
+        rel = path.relative_to(html_dir)
+        if not path.is_file() or (rel.parts[0] == "_static" and path.suffix in {".js", ".css", ".woff", ".woff2"}):
+            continue
+        if path.suffix in {".png", ".jpg", ".jpeg", ".gif", ".svg", ".woff", ".woff2", ".inv", ".ico", ".pdf"}:
+            continue
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            text = _soup(path).get_text()
+            yield rel, raw + "\n" + text
+        elif path.suffix == ".ipynb":
+            try:
+                cells = json.loads(raw).get("cells", [])
+                text = "\n".join("".join(c.get("source", "")) for c in cells)
+            except (json.JSONDecodeError, AttributeError):
+                text = ""
+            yield rel, raw + "\n" + text
+        else:
+            yield rel, raw
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _solution_probes() -> tuple[list[tuple[str, str]], int]:
+    """Distinctive lines of solution and hidden-test blocks in exercises/source (and how many notebooks)."""
+    import nbformat
+
+    notebooks = sorted((ROOT / "exercises" / "source").glob("*/*.ipynb"))
+    public = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "chapters").glob("*.md")))
+    probes: dict[str, str] = {}
+    for nb_path in notebooks:
+        nb = nbformat.read(nb_path, as_version=4)
+        secret, visible = [], []
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            lines = cell.source.splitlines()
+            if meta.get("solution") and "BEGIN SOLUTION" not in cell.source:
+                secret += lines  # a whole solution cell (e.g. a written answer) is replaced in the release
+                continue
+            state = None
+            for line in lines:
+                stripped = line.strip()
+                if stripped.startswith("### BEGIN SOLUTION") or stripped.startswith("### BEGIN HIDDEN TESTS"):
+                    state = "secret"
+                elif stripped.startswith("### END SOLUTION") or stripped.startswith("### END HIDDEN TESTS"):
+                    state = None
+                elif state == "secret":
+                    secret.append(line)
+                else:
+                    visible.append(line)
+        seen_elsewhere = _squash("\n".join(visible)) + "\n" + _squash(public)
+        for line in secret:
+            probe = _squash(line)
+            if len(probe) > MIN_PROBE_LEN and probe not in seen_elsewhere:
+                probes.setdefault(probe, str(nb_path.relative_to(ROOT)))
+    return sorted(probes.items()), len(notebooks)
+
+
+def test_no_solution_markers_in_book(html_dir):
+    leaks = [
+        f"{rel}: {marker!r}"
+        for rel, text in _published_files(html_dir)
+        for marker in SOLUTION_MARKERS
+        if marker in text
+    ]
+    assert not leaks, "nbgrader solution / hidden-test delimiters in the built book:\n  " + "\n  ".join(leaks)
+
+
+def test_no_solution_code_in_book(html_dir):
+    probes, n_notebooks = _solution_probes()
+    if n_notebooks == 0:
+        pytest.skip("no exercises/source/*/*.ipynb yet: nothing to search for")
+    assert probes, (
+        f"{n_notebooks} source notebooks but no solution line longer than {MIN_PROBE_LEN} characters: "
+        "the search would prove nothing"
+    )
+    leaks = []
+    for rel, text in _published_files(html_dir):
+        squashed = _squash(text)
+        leaks += [f"{rel}: {probe!r} (from {origin})" for probe, origin in probes if probe in squashed]
+    assert not leaks, "solution or hidden-test code in the built book:\n  " + "\n  ".join(leaks[:30])
