@@ -161,7 +161,7 @@ const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
     text: clone.textContent,
     badImages: imgs.filter((img) => !(img.complete && img.naturalWidth > 0))
                    .map((img) => img.getAttribute('src')),
-    links: Array.from(document.querySelectorAll('a[href]')).map((a) => [a.getAttribute('href'), a.href]),
+    links: Array.from(document.querySelectorAll('a[href], link[href]')).map((a) => [a.getAttribute('href'), a.href]),
   });
 })();
 """
