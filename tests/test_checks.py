@@ -510,3 +510,32 @@ def test_overflow_warnings_do_not_escape_the_check():
     # records it instead and names the mistake
     with pytest.raises(CheckFailed, match="numpy warned: .*overflow"):
         checks.check_softmax(naive_softmax)
+
+
+# ----------------------------------------------------------------------------- softgrad's own functions
+
+
+def test_jacobian_may_use_softgrads_softmax():
+    def jacobian_with_sg_softmax(z):
+        p = sg.softmax(z)
+        return p[..., :, None] * np.eye(p.shape[-1]) - p[..., :, None] * p[..., None, :]
+
+    checks.check_softmax_jacobian(jacobian_with_sg_softmax)
+
+
+def test_calling_the_function_under_test_from_softgrad_is_named():
+    def borrowed(z, y):
+        return sg.cross_entropy_grad(z, y)
+
+    with pytest.raises(CheckFailed, match=r"(?s)\[reference-call\].*softgrad.losses.cross_entropy_grad"):
+        checks.check_cross_entropy_grad(borrowed)
+
+
+def test_check_matches_compares_on_hidden_inputs():
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(2, 3, 4)) * 30, np.array([[0.0, -np.inf, 2.0]])]
+    checks.check_matches(softmax, sg.softmax, inputs, section="sec-softmax")
+    with pytest.raises(CheckFailed, match="hidden probe 1"):
+        checks.check_matches(softmax_axis0, sg.softmax, inputs, section="sec-softmax")
+    with pytest.raises(ValueError, match="section"):
+        checks.check_matches(softmax, sg.softmax, inputs, section="chapter 1")

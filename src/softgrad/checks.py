@@ -54,6 +54,7 @@ __all__ = [
     "check_log_softmax",
     "check_log_softmax_jacobian",
     "check_loss_and_grad",
+    "check_matches",
     "check_numerical_gradient",
     "check_softmax",
     "check_softmax_jacobian",
@@ -315,17 +316,38 @@ class _Run:
     peak_bytes: int = 0
 
 
-def _call(name: str, fn: Callable, args: tuple, probe: str, *, measure_memory: bool = False) -> _Run:
-    """Call the student's ``fn(*args)``: record floating-point warnings and calls into softgrad."""
+_in_softgrad_cache: dict[str, bool] = {}
+
+
+def _in_softgrad(code) -> bool:
+    """Is this code object part of softgrad's numerics (not this module)?"""
+    filename = code.co_filename
+    if filename not in _in_softgrad_cache:
+        path = os.path.abspath(filename)
+        _in_softgrad_cache[filename] = path.startswith(_PKG_DIR + os.sep) and path != _THIS
+    return _in_softgrad_cache[filename]
+
+
+def _call(
+    name: str, fn: Callable, args: tuple, probe: str, *,
+    measure_memory: bool = False, allow: tuple[str, ...] = (),
+) -> _Run:
+    """Call the student's ``fn(*args)``: record floating-point warnings and calls into softgrad.
+
+    A call from outside softgrad into a softgrad function whose name is not in ``allow``
+    (e.g. the student's function calling ``softgrad.softmax`` when ``allow`` is empty) is
+    recorded as a reference call; softgrad's internal calls are not.
+    """
     if not callable(fn):
         raise CheckFailed(f"{name}: expected a function, got {type(fn).__name__} {fn!r:.60}")
     run = _Run()
     calls = run.reference_calls
 
     def profiler(frame, event, arg):
-        if event == "call":
-            filename = os.path.abspath(frame.f_code.co_filename)
-            if filename.startswith(_PKG_DIR) and filename != _THIS:
+        if event == "call" and _in_softgrad(frame.f_code):
+            caller = frame.f_back
+            outermost = caller is None or not _in_softgrad(caller.f_code)
+            if outermost and frame.f_code.co_name not in allow:
                 module = frame.f_globals.get("__name__", "softgrad")
                 calls.add(f"{module}.{frame.f_code.co_name}")
 
@@ -466,12 +488,13 @@ def _run_probes(
     atol: float = 1e-12,
     extract: Callable[[Any, str], np.ndarray] | None = None,
     warning_mistakes: tuple[tuple[str, str], ...] = (),
+    allow: tuple[str, ...] = (),
 ) -> Passed:
     """Run every probe; on the first wrong answer, diagnose it and raise CheckFailed."""
 
     def result_of(probe: _Probe) -> tuple[np.ndarray, _Run]:
         copies = tuple(np.copy(a) if isinstance(a, np.ndarray) else a for a in probe.args)
-        run = _call(name, fn, copies, probe.label)
+        run = _call(name, fn, copies, probe.label, allow=allow)
         for before, after in zip(probe.args, copies, strict=True):
             if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
                 raise CheckFailed(
@@ -544,6 +567,10 @@ def _message(name, probe, got, bad, keys, section, caught) -> str:
     if fp:
         lines.append("numpy warned: " + "; ".join(fp))
     return "\n".join(lines)
+
+
+#: softgrad functions a student may call where the exercise is about something else
+_ALLOW_SOFTMAX = ("softmax", "log_softmax", "logsumexp")
 
 
 def _ref():
@@ -686,7 +713,7 @@ def check_softmax_jacobian(softmax_jacobian: Callable, *, batched: bool = True) 
     ]
     return _run_probes(
         "softmax_jacobian", softmax_jacobian, probes, candidates, "sec-softmax-jacobian",
-        extract=_jacobian_layout("softmax_jacobian", probes),
+        extract=_jacobian_layout("softmax_jacobian", probes), allow=_ALLOW_SOFTMAX,
         warning_mistakes=(("overflow", "softmax-overflow"),),
     )
 
@@ -744,7 +771,7 @@ def check_log_softmax_jacobian(log_softmax_jacobian: Callable) -> Passed:
     ]
     return _run_probes(
         "log_softmax_jacobian", log_softmax_jacobian, probes, candidates, "sec-softmax-jacobian",
-        extract=_jacobian_layout("log_softmax_jacobian", probes),
+        extract=_jacobian_layout("log_softmax_jacobian", probes), allow=("softmax", "logsumexp"),
         warning_mistakes=(("overflow", "softmax-overflow"),),
     )
 
@@ -866,7 +893,7 @@ def check_cross_entropy_grad(cross_entropy_grad: Callable, *, part: str = "batch
                 keys, lambda z, y, row=row, scale=scale, sign=sign: sign * row(z, y) / scale(z)))
     candidates.sort(key=lambda c: len(c.keys))
     return _run_probes(
-        "cross_entropy_grad", cross_entropy_grad, probes, candidates, "sec-cross-entropy",
+        "cross_entropy_grad", cross_entropy_grad, probes, candidates, "sec-cross-entropy", allow=_ALLOW_SOFTMAX,
         warning_mistakes=(("overflow", "softmax-overflow"), ("invalid", "softmax-overflow")),
     )
 
@@ -942,7 +969,8 @@ def check_numerical_gradient(numerical_gradient: Callable, *, scale_test: bool =
         _Candidate(("gc-backward-difference",), lambda f, x, h: central(f, x, h, "backward")),
         _Candidate(("gc-missing-half",), lambda f, x, h: central(f, x, h, "double")),
     ]
-    passed = _run_probes(name, numerical_gradient, probes, candidates, section, rtol=1e-6, atol=1e-9)
+    passed = _run_probes(name, numerical_gradient, probes, candidates, section, rtol=1e-6, atol=1e-9,
+                         allow=_ALLOW_SOFTMAX)
 
     own = [("h=None (your own step)", x, _probe_function, _probe_gradient, 1e-7, 1e-8)]
     if scale_test:
@@ -951,7 +979,7 @@ def check_numerical_gradient(numerical_gradient: Callable, *, scale_test: bool =
     for label, x0, f, grad, rtol, atol in own:
         spy = _Spy(f)
         x_arg = x0.copy()
-        run = _call(name, numerical_gradient, (spy, x_arg, None), label)
+        run = _call(name, numerical_gradient, (spy, x_arg, None), label, allow=_ALLOW_SOFTMAX)
         if not np.array_equal(x_arg, x0):
             raise CheckFailed(f"{name} is wrong on probe {label!r}.\n" + MISTAKES["mutated-input"].describe())
         got = _as_floats(name, run.value, label)
@@ -1005,7 +1033,7 @@ def check_loss_and_grad(loss_and_grad: Callable) -> Passed:
     dz = np.asarray(sg.cross_entropy_grad(z, labels), dtype=float)
     dW, db = X.T @ dz, dz.sum(axis=0)
     label = "X of shape (6, 3), W (3, 4), b (4,), 4 classes"
-    run = _call(name, loss_and_grad, (W.copy(), b.copy(), X.copy(), labels.copy()), label)
+    run = _call(name, loss_and_grad, (W.copy(), b.copy(), X.copy(), labels.copy()), label, allow=_ALLOW_SOFTMAX)
     value = run.value
     if not isinstance(value, tuple) or len(value) != 3:
         raise CheckFailed(f"{name} must return a tuple (loss, dW, db), got {type(value).__name__} {value!r:.80}")
@@ -1055,7 +1083,7 @@ def check_training(train: Callable, *, min_accuracy: float = 0.9) -> Passed:
     name = "train"
     X, labels = _blobs()
     label = "three 2-D Gaussian blobs, 120 points"
-    run = _call(name, train, (X.copy(), labels.copy(), 3), label)
+    run = _call(name, train, (X.copy(), labels.copy(), 3), label, allow=_ALLOW_SOFTMAX)
     value = run.value
     if not isinstance(value, tuple) or len(value) != 3:
         raise CheckFailed(f"{name} must return a tuple (W, b, losses), got {type(value).__name__} {value!r:.80}")
@@ -1080,3 +1108,42 @@ def check_training(train: Callable, *, min_accuracy: float = 0.9) -> Passed:
             f"and check your gradient. Read: {_where('sec-putting-together')}"
         )
     return Passed(name, 1)
+
+
+# ----------------------------------------------------------------------------- hidden tests
+
+
+def check_matches(
+    fn: Callable,
+    reference: Callable,
+    inputs: list,
+    *,
+    section: str,
+    name: str | None = None,
+    rtol: float = 1e-7,
+    atol: float = 1e-12,
+    allow: tuple[str, ...] = (),
+) -> Passed:
+    """Compare ``fn(*args)`` with ``reference(*args)`` for each ``args`` in ``inputs``.
+
+    For the hidden tests: extra shapes and values, with the same plain-float conversion and
+    messages as the other checks but no diagnosis. An element of ``inputs`` that is not a tuple
+    is passed as the only argument. ``section`` is the book section to point to.
+
+    Examples
+    --------
+    >>> import numpy as np, softgrad
+    >>> check_matches(np.tanh, np.tanh, [np.zeros(3)], section="sec-softmax")
+    tanh: passed 1 probe
+    """
+    if section not in SECTIONS:
+        raise ValueError(f"section: expected one of {sorted(SECTIONS)}, got {section!r}")
+    name = name or getattr(fn, "__name__", "your function")
+    probes = []
+    for i, item in enumerate(inputs):
+        args = item if isinstance(item, tuple) else (item,)
+        args = tuple(np.asarray(a, dtype=float) if isinstance(a, (list, np.ndarray)) else a for a in args)
+        shapes = ", ".join(str(np.shape(a)) for a in args if isinstance(a, np.ndarray))
+        probes.append(_Probe(f"hidden probe {i + 1} (shapes {shapes})", args,
+                             np.asarray(reference(*args), dtype=float)))
+    return _run_probes(name, fn, probes, [], section, rtol=rtol, atol=atol, allow=allow)
