@@ -1,0 +1,29 @@
+"""Shared test configuration.
+
+Hypothesis profiles: "ci" (the default) is derandomized, so a run is reproducible and a failure
+in CI fails the same way on a laptop; "dev" explores more random examples. Choose with
+``HYPOTHESIS_PROFILE=dev``. Example counts are modest because the suite runs on small shared
+machines; the properties are cheap, so the counts can be raised locally when hunting a bug.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    max_examples=100,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev",
+    deadline=None,
+    max_examples=200,
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,257 @@
+"""Accuracy against mpmath at 400 significant digits, measured in ulps of the working dtype.
+
+Two kinds of input:
+
+* moderate rows (random logits of size ~10): every function within a few ulps;
+* hard rows: logits up to +-1e4 and 1e5, spreads from 1e-8 to 1e5, -inf masks, one dominant
+  logit, every logit offset by +-1e4. Here the log-domain quantities (log_softmax, logsumexp,
+  the cross-entropy loss and the target's gradient entry) stay within tens of ulps, while the
+  naive formulas -- log(softmax(z)), scipy.special.log_softmax, logsumexp(z) - z_y and p_y - 1
+  -- are shown to fail on the same rows.
+
+The error of a result x against the exact value r is |x - r| / ulp(r), with ulp(r) the spacing
+of the dtype at r (``np.spacing``), so an error below 1 means "correctly rounded or next to it".
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.special
+
+import softgrad as sg
+
+NEG_INF = float("-inf")
+# 400 digits: enough that 1 + 1e-320 is not rounded to 1 in the reference, so a tiny log-
+# probability representable in float64 is computed exactly (set locally, never globally).
+DPS = 400
+
+
+# ---------------------------------------------------------------- exact references (mpmath)
+
+
+def mp_row(z):
+    return [mpmath.mpf(float(v)) for v in z]
+
+
+def mp_logsumexp(z):
+    with mpmath.workdps(DPS):
+        zs = mp_row(z)
+        m = max(v for v in zs if v != mpmath.ninf)
+        return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in zs))
+
+
+def mp_log_softmax(z):
+    with mpmath.workdps(DPS):
+        lse = mp_logsumexp(z)
+        return [v - lse for v in mp_row(z)]
+
+
+def mp_softmax(z):
+    with mpmath.workdps(DPS):
+        return [mpmath.exp(v) for v in mp_log_softmax(z)]
+
+
+def mp_ce_grad_onehot(z, label):
+    with mpmath.workdps(DPS):
+        p = mp_softmax(z)
+        return [pj - (1 if j == label else 0) for j, pj in enumerate(p)]
+
+
+def ulps(got, exact, dtype):
+    """|got - exact| in units of the dtype's spacing at ``exact`` (elementwise, as float)."""
+    got = np.atleast_1d(np.asarray(got, dtype=np.float64))
+    exact = list(exact) if isinstance(exact, list | tuple) else [exact]
+    out = []
+    for g, r in zip(got, exact, strict=True):
+        if r == mpmath.ninf or r == mpmath.inf:
+            out.append(0.0 if g == float(r) else np.inf)
+            continue
+        spacing = float(np.spacing(np.abs(dtype(float(r)))))
+        if spacing == 0.0 or not np.isfinite(g):
+            out.append(np.inf)
+            continue
+        with mpmath.workdps(DPS):
+            out.append(float(abs(mpmath.mpf(float(g)) - r) / mpmath.mpf(spacing)))
+    return np.array(out)
+
+
+# ---------------------------------------------------------------- the inputs
+
+RNG = np.random.default_rng(20240607)
+MODERATE = [RNG.normal(scale=3.0, size=10) for _ in range(12)] + [
+    np.array([1.0, 2.0, 3.0]),
+    np.array([0.0, 0.0]),
+    np.array([-0.5, 0.25, 0.125, 4.0]),
+]
+
+DOMINANT = [
+    np.array([50.0, 0.0, 0.0, 0.0]),
+    np.array([40.0, 3.0, -2.0]),
+    np.array([0.0, 30.0, -5.0, 29.0 - 38.0]),
+    np.array([700.0, 0.0]),
+    np.array([-1e4, -1e4 - 40.0, -1e4 - 45.0]),
+    np.array([1e4, 1e4 - 39.0, 1e4 - 60.0]),
+    np.array([20.0, -np.inf, 0.0, 1.0]),
+]
+
+HARD = (
+    DOMINANT
+    + [
+        np.array([1e4, -1e4, 0.0]),
+        np.array([1e5, 0.0, -1e5]),
+        np.array([-1e4, -1e4 - 3.0, -1e4 - 5.0, -1e4 - 0.5]),
+        np.array([1e4, 1e4 - 3.0, 1e4 - 5.0, 1e4 - 0.5]),
+        np.array([1e-8, 2e-8, 3e-8, -1e-8]),
+        np.array([0.0, -np.inf, 1.0, -np.inf]),
+        np.array([1e4 + 0.25, 1e4 - 10.0, NEG_INF, 1e4 - 35.5]),
+    ]
+    + [-1e4 + RNG.normal(scale=s, size=8) for s in (0.1, 3.0)]
+    + [1e4 + RNG.normal(scale=s, size=8) for s in (0.1, 3.0)]
+)
+
+DTYPES = [np.float64, np.float32]
+
+
+def cast(z, dtype):
+    return np.asarray(z, dtype=dtype)
+
+
+def worst(rows, dtype, measure):
+    """Largest ulps error of ``measure(row) -> (got, exact)`` over the rows."""
+    errors = [ulps(*measure(cast(z, dtype)), dtype).max() for z in rows]
+    return max(errors)
+
+
+# ---------------------------------------------------------------- moderate inputs: a few ulps
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_moderate_inputs_log_domain_within_a_few_ulps(dtype):
+    checks = {
+        "log_softmax": lambda z: (sg.log_softmax(z), mp_log_softmax(z)),
+        "logsumexp": lambda z: (sg.logsumexp(z), mp_logsumexp(z)),
+        "cross_entropy": lambda z: (sg.cross_entropy(z, 0, reduction="sum"), -mp_log_softmax(z)[0]),
+    }
+    measured = {name: worst(MODERATE, dtype, f) for name, f in checks.items()}
+    assert max(measured.values()) <= 4, measured  # measured: about 2.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_moderate_inputs_probabilities_within_their_condition_bound(dtype):
+    """p_j = exp(z_j - m) / sum: rounding z_j - m moves p_j by up to |z_j - m| ulps (the
+    conditioning of exp), so each entry is bounded by a few ulps plus |z_j - m|."""
+    for z in MODERATE:
+        z = cast(z, dtype)
+        allowance = 4 + np.abs(z - z.max()).astype(np.float64)
+        for got, exact in [
+            (sg.softmax(z), mp_softmax(z)),
+            (sg.cross_entropy_grad(z, 0, reduction="sum"), mp_ce_grad_onehot(z, 0)),
+        ]:
+            err = ulps(got, exact, dtype)
+            assert np.all(err <= allowance), (z, err)
+    worst_p = worst(MODERATE, dtype, lambda z: (sg.softmax(z), mp_softmax(z)))
+    assert worst_p <= 10, worst_p  # measured: about 7.6 on these rows
+
+
+# ---------------------------------------------------------------- hard inputs: log domain
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_softmax_and_logsumexp_on_hard_inputs(dtype):
+    rows = HARD if dtype == np.float64 else [z for z in HARD if np.all(np.abs(z) < 3e38)]
+    lsm = worst(rows, dtype, lambda z: (sg.log_softmax(z), mp_log_softmax(z)))
+    lse = worst(rows, dtype, lambda z: (sg.logsumexp(z), mp_logsumexp(z)))
+    assert lsm <= 4, lsm  # measured: 0.8 (float64), 2.0 (float32)
+    assert lse <= 4, lse  # measured: 0.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_loss_on_hard_inputs_every_label(dtype):
+    def measure(z):
+        labels = np.arange(z.size)
+        exact = [-v for v in mp_log_softmax(z)]
+        return sg.cross_entropy(np.tile(z, (z.size, 1)), labels, reduction="none"), exact
+
+    assert worst(HARD, dtype, measure) <= 4  # measured: 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_grad_on_dominant_rows(dtype):
+    """The whole gradient row, including the target entry p_y - 1 = -sum_{j != y} p_j."""
+
+    def measure(z):
+        label = int(np.argmax(z))
+        return sg.cross_entropy_grad(z, label, reduction="sum"), mp_ce_grad_onehot(z, label)
+
+    assert worst(DOMINANT, dtype, measure) <= 4  # measured: below 1
+
+
+# ---------------------------------------------------------------- where the naive formulas fail
+
+
+def naive_log_softmax(z):
+    e = np.exp(z - z.max())
+    with np.errstate(divide="ignore"):
+        return np.log(e / e.sum())
+
+
+def test_dominant_logit_log_probability_naive_is_zero_softgrad_is_accurate():
+    z = np.array([50.0, 0.0, 0.0, 0.0])
+    exact = mp_log_softmax(z)[0]  # = -log1p(3 e^-50), about -5.8e-22
+    assert float(exact) < 0
+    assert naive_log_softmax(z)[0] == 0.0  # 100% relative error
+    assert scipy.special.log_softmax(z)[0] == 0.0  # the reference library does the same
+    assert ulps(sg.log_softmax(z)[0], exact, np.float64)[0] <= 2
+
+
+def test_naive_log_of_softmax_gives_minus_inf_where_log_softmax_is_finite():
+    z = np.array([0.0, -800.0])
+    assert naive_log_softmax(z)[1] == -np.inf
+    assert ulps(sg.log_softmax(z), mp_log_softmax(z), np.float64).max() <= 2
+
+
+def test_dominant_logit_loss_and_target_gradient_naive_is_zero():
+    z = np.array([[40.0, 3.0, -2.0]])
+    label = np.array([0])
+    exact_loss = -mp_log_softmax(z[0])[0]
+    exact_grad = mp_ce_grad_onehot(z[0], 0)[0]
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    naive_loss = -np.log(p[0, 0])
+    naive_grad = p[0, 0] - 1.0
+    assert naive_loss == 0.0
+    assert naive_grad == 0.0
+    loss, grad = sg.cross_entropy_with_grad(z, label, reduction="sum")
+    assert ulps(loss, exact_loss, np.float64)[0] <= 2
+    assert ulps(grad[0, 0], exact_grad, np.float64)[0] <= 4
+    assert float(loss) > 0
+    assert grad[0, 0] < 0
+
+
+@pytest.mark.parametrize("offset", [-1e4, 1e4])
+def test_offset_logits_loss_naive_loses_thousands_of_ulps(offset):
+    z = offset + np.array([0.0, -3.0, -5.0, -0.5])
+    exact = -mp_log_softmax(z)[0]
+    naive = scipy.special.logsumexp(z) - z[0]
+    assert ulps(naive, exact, np.float64)[0] > 1000
+    assert ulps(sg.cross_entropy(z, 0), exact, np.float64)[0] <= 4
+
+
+def test_offset_logits_loss_float32():
+    z = np.float32(-1e4) + np.array([0.0, -3.0, -5.0, -0.5], dtype=np.float32)
+    exact = -mp_log_softmax(z)[0]
+    naive = sg.logsumexp(z) - z[0]  # even with an accurate logsumexp, the subtraction loses
+    assert ulps(naive, exact, np.float32)[0] > 1000
+    assert ulps(sg.cross_entropy(z, 0), exact, np.float32)[0] <= 4
+
+
+def test_float16_is_computed_in_float32_and_rounded_once():
+    z = np.array([3.0, 1.0, 0.2, -1.5], dtype=np.float16)
+    for got, exact in [
+        (sg.softmax(z), mp_softmax(z)),
+        (sg.log_softmax(z), mp_log_softmax(z)),
+        ([sg.logsumexp(z)], [mp_logsumexp(z)]),
+    ]:
+        assert np.asarray(got).dtype == np.float16
+        assert ulps(got, exact, np.float16).max() <= 1
