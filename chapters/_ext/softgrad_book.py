@@ -9,6 +9,8 @@ Three small fixes that keep the book working from disk, offline, with a clean co
    SyntaxError ("THEBE_JS_URL has already been declared").
 3. Give the theme a default colour mode ("light"): without one, pydata-sphinx-theme logs
    "Got invalid theme mode" as a console error on a reader's first visit.
+4. Load MathJax on every page, not only on pages whose body has math: chapter titles with
+   math ($p - y$) appear in every page's navigation and must be typeset there too.
 
 About (1):
 
@@ -59,6 +61,7 @@ def _default_mode(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.set_html_assets_policy("always")
     app.connect("html-page-context", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
     # The theme adds its header buttons at priority 501; run before it.
