@@ -11,6 +11,9 @@ Three small fixes that keep the book working from disk, offline, with a clean co
    "Got invalid theme mode" as a console error on a reader's first visit.
 4. Load MathJax on every page, not only on pages whose body has math: chapter titles with
    math ($p - y$) appear in every page's navigation and must be typeset there too.
+5. A pybtex style "softgrad" (``bibtex_default_style``): pybtex's plain style whose labels
+   are "Author and Author, year", so the bibliography's labels match the author-year
+   citations in the text instead of showing [1], [2], ...
 
 About (1):
 
@@ -60,7 +63,38 @@ def _default_mode(app, pagename, templatename, context, doctree):
     context["default_mode"] = context.get("default_mode") or "light"
 
 
+def _author_year_style():
+    from pybtex.richtext import Text
+    from pybtex.style.formatting.plain import Style as PlainStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    def surname(person):
+        return Text.from_latex(" ".join(person.last_names)).render_as("text")
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                names = [surname(p) for p in entry.persons.get("author", entry.persons.get("editor", []))]
+                if not names:
+                    who = entry.fields.get("title", entry.key)
+                elif len(names) == 1:
+                    who = names[0]
+                elif len(names) == 2:
+                    who = f"{names[0]} and {names[1]}"
+                else:
+                    who = f"{names[0]} et al."
+                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+    class AuthorYearStyle(PlainStyle):
+        default_label_style = AuthorYearLabels
+
+    return AuthorYearStyle
+
+
 def setup(app):
+    import pybtex.plugin
+
+    pybtex.plugin.register_plugin("pybtex.style.formatting", "softgrad", _author_year_style())
     app.set_html_assets_policy("always")
     app.connect("html-page-context", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
