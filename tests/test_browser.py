@@ -167,6 +167,22 @@ const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 """
 
 
+def _screenshot(driver, path: Path, max_height: int = 20000) -> None:
+    """The whole page (up to max_height CSS pixels), not just the window."""
+    import base64
+
+    try:
+        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
+    except Exception:  # noqa: BLE001 - a screenshot is evidence, not a check: fall back to the window
+        driver.save_screenshot(str(path))
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
 def test_page_in_browser(driver, page):
     html = HTML_DIR / f"{page}.html"
@@ -178,7 +194,7 @@ def test_page_in_browser(driver, page):
             break
         time.sleep(0.1)
     info = driver.execute_async_script(_INSPECT_JS)
-    driver.save_screenshot(str(SCREENSHOT_DIR / f"{_page_id(page)}.png"))
+    _screenshot(driver, SCREENSHOT_DIR / f"{_page_id(page)}.png")
     problems: list[str] = []
 
     if not info["title"]:
