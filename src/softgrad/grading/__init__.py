@@ -1,0 +1,14 @@
+"""The instructor's grading workflow, built on nbgrader (kept apart from the numerics).
+
+- ``python -m softgrad.grading release``: nbgrader ``generate_assignment`` for every assignment
+  of the course directory (default ``exercises/``) into its ``release/``.
+- ``python -m softgrad.grading grade SUBMISSIONS --out DIR --jobs N``: nbgrader ``autograde``
+  and ``generate_feedback`` for ``SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb``, each
+  kernel in a sandbox (:mod:`.sandbox`), with structural and static checks (:mod:`.audit`) and
+  hidden tests removed from the feedback (:mod:`.feedback`); writes ``DIR/grades.csv``.
+"""
+
+from .course import GradingError, release
+from .grade import grade
+
+__all__ = ["GradingError", "grade", "release"]

@@ -1,0 +1,78 @@
+"""Command line: ``python -m softgrad.grading release|grade`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .course import GradingError, release, tools_on_path
+from .grade import grade
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    t = text.strip().lower().rstrip("b")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m softgrad.grading", description="Release and grade the nbgrader exercises."
+    )
+    parser.add_argument(
+        "--course",
+        type=Path,
+        default=Path("exercises"),
+        help="nbgrader course directory (default: exercises)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("release", help="generate the student notebooks into COURSE/release/")
+    g = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<assignment>/*.ipynb")
+    g.add_argument("submissions", type=Path)
+    g.add_argument(
+        "--out",
+        type=Path,
+        default=Path("grading-out"),
+        help="output dir: grades.csv, feedback/, .work/ (default: grading-out)",
+    )
+    g.add_argument("--jobs", type=int, default=2, help="students graded at once (default: 2)")
+    g.add_argument("--timeout", type=int, default=30, help="seconds per cell (default: 30)")
+    g.add_argument(
+        "--memory",
+        type=_size,
+        default="2g",
+        help="address-space limit of a student's kernel (default: 2g)",
+    )
+    g.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code unconfined (only for trusted notebooks)",
+    )
+    args = parser.parse_args(argv)
+    tools_on_path()
+    try:
+        if args.command == "release":
+            release(args.course)
+        else:
+            rows = grade(
+                args.submissions,
+                args.out,
+                args.course,
+                jobs=args.jobs,
+                cell_timeout=args.timeout,
+                memory=args.memory,
+                sandboxed=not args.unsafe_no_sandbox,
+            )
+            if not rows:
+                print("no submissions found", file=sys.stderr)
+    except GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

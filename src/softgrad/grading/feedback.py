@@ -1,0 +1,139 @@
+"""Keep hidden tests out of student feedback.
+
+nbgrader's feedback shows every test cell's source, hidden tests included, and an IPython
+traceback quotes the failing lines. Before ``generate_feedback`` runs, :func:`redact` replaces
+each hidden region by a one-line note, cuts the tracebacks of those cells down to
+``ErrorName: message``, and blanks any output that quotes a hidden line (a student's cell could
+print later cells' code through an IPython hook). :func:`leaks` re-checks the final HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+NOTE = "# (hidden tests ran here; their code is not shown)"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _src(cell) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def hidden_lines(source_nb) -> dict[str, list[str]]:
+    """grade id -> the lines inside its hidden-test regions (in the source notebook)."""
+    out: dict[str, list[str]] = {}
+    for cell in source_nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        inside, lines = False, []
+        for line in _src(cell).splitlines():
+            if BEGIN in line:
+                inside = True
+            elif END in line:
+                inside = False
+            elif inside:
+                lines.append(line)
+        if gid and lines:
+            out[gid] = lines
+    return out
+
+
+def secrets(hidden: dict[str, list[str]], min_len: int = 8) -> list[str]:
+    """Hidden lines distinctive enough to search for (short ones like ``)`` would match anything)."""
+    found = {line.strip() for lines in hidden.values() for line in lines}
+    return sorted((s for s in found if len(s) >= min_len), key=len, reverse=True)
+
+
+def _strip_region(src: str) -> str:
+    out, inside = [], False
+    for line in src.splitlines():
+        if BEGIN in line:
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + NOTE)
+        elif END in line:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _quotes(text: str, needles: list[str]) -> bool:
+    flat = _ANSI.sub("", html.unescape(text))
+    return any(n in flat for n in needles)
+
+
+def redact(nb, hidden: dict[str, list[str]]) -> int:
+    """Remove hidden-test code from ``nb`` (an autograded notebook) in place.
+
+    Returns the number of outputs blanked because they quoted hidden code.
+    """
+    needles = secrets(hidden)
+    blanked = 0
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in hidden:
+            cell["source"] = _strip_region(_src(cell))
+            if BEGIN in _src(cell) or _quotes(_src(cell), needles):
+                cell["source"] = NOTE
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and gid in hidden:
+                out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+            text = _output_text(out)
+            if needles and _quotes(text, needles):
+                blanked += 1
+                kept.append(
+                    {
+                        "output_type": "stream",
+                        "name": "stdout",
+                        "text": "[output removed: it quoted hidden test code]\n",
+                    }
+                )
+                continue
+            kept.append(out)
+        cell["outputs"] = kept
+    return blanked
+
+
+def _output_text(out) -> str:
+    parts = [out.get("text", ""), out.get("ename", ""), out.get("evalue", "")]
+    parts += out.get("traceback", []) or []
+    for value in (out.get("data") or {}).values():
+        parts.append(
+            value
+            if isinstance(value, str)
+            else "".join(map(str, value))
+            if isinstance(value, list)
+            else ""
+        )
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def leaks(page: str, hidden: dict[str, list[str]]) -> list[str]:
+    """Hidden lines that appear in a rendered feedback page (should be none)."""
+    flat = _ANSI.sub("", html.unescape(re.sub(r"<[^>]+>", "", page)))
+    return [n for n in secrets(hidden) if n in flat]
+
+
+def notice_cell(notes: list[str]):
+    """A markdown cell for the top of a feedback page, listing grading notes for the student."""
+    import nbformat
+
+    text = "**Grading notes**\n\n" + "\n".join(f"- {html.escape(n)}" for n in notes)
+    return nbformat.v4.new_markdown_cell(text)
+
+
+def failure_page(student: str, assignment: str, status: str, message: str) -> str:
+    """A small standalone HTML page for a notebook nbgrader could not grade."""
+    esc = html.escape
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Feedback: {esc(assignment)}</title></head><body>\n"
+        f"<h1>Feedback for {esc(assignment)}</h1>\n<p>Student: {esc(student)}</p>\n"
+        f"<p><strong>Status: {esc(status)}</strong></p>\n<p>{esc(message)}</p>\n"
+        "<p>Score: 0. Ask your instructor if you think this is wrong.</p>\n</body></html>\n"
+    )

@@ -1,0 +1,374 @@
+"""``make grade``: autograde a folder of submissions with nbgrader, safely and resumably.
+
+Layout of ``out``::
+
+    grades.csv                           one row per student and assignment
+    feedback/<student>/<assignment>/<notebook>.html
+    .work/                               private: gradebooks, copies of the submissions, results
+
+Each (student, assignment) result is written atomically to ``.work/results`` with a hash of its
+inputs (the submitted files, the assignment's source, the grading options); a re-run skips every
+result whose hash is unchanged, so an interrupted run loses nothing already graded and the same
+submissions give the same grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import sandbox
+from .course import GRADER_VERSION, GradingError, assignments, generate, source_hash
+from .worker import ERROR, TIMED_OUT, write_json_atomic
+
+COLUMNS = ["student", "assignment", "score", "max_score", "status", "flags", "message"]
+
+
+def _hash_dir(path: Path, extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            rel = str(p.relative_to(path)).encode()
+            if p.is_symlink():
+                h.update(b"L" + rel + b"\0" + os.readlink(p).encode())
+            elif p.is_file():
+                h.update(b"F" + rel + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    else:
+        h.update(b"absent")
+    return h.hexdigest()
+
+
+def _check_names() -> list[str]:
+    """Public names of softgrad.checks (if the module exists): students must not redefine them."""
+    try:
+        from softgrad import checks
+    except ImportError:
+        return []
+    return sorted(n for n in dir(checks) if not n.startswith("_") and callable(getattr(checks, n)))
+
+
+def prepare_master(course: Path, work: Path, names: list[str], log) -> dict[str, float]:
+    """Generate every assignment once into ``work/master`` (gradebook + released notebooks).
+
+    Returns each assignment's maximum score.
+    """
+    from nbgrader.api import Gradebook
+
+    master = work / "master"
+    key = hashlib.sha256("".join(source_hash(course, n) for n in names).encode()).hexdigest()
+    stamp = master / "hash.txt"
+    if not (stamp.exists() and stamp.read_text() == key):
+        tmp = Path(tempfile.mkdtemp(prefix="master-", dir=work))
+        generate(course, names, tmp / "release", tmp / "gradebook.db", log=lambda m: None)
+        (tmp / "hash.txt").write_text(key)
+        if master.exists():
+            shutil.rmtree(master)
+        os.replace(tmp, master)
+    with Gradebook(f"sqlite:///{master / 'gradebook.db'}") as gb:
+        return {n: float(gb.find_assignment(n).max_score) for n in names}
+
+
+class Grader:
+    """One ``grade`` run. See :func:`grade`."""
+
+    def __init__(
+        self,
+        submissions: Path,
+        out: Path,
+        course: Path,
+        *,
+        jobs: int = 2,
+        cell_timeout: int = 30,
+        memory: int = 2 * 1024**3,
+        sandboxed: bool = True,
+        log=print,
+    ):
+        self.submissions = submissions.resolve()
+        self.out = out.resolve()
+        self.course = course.resolve()
+        self.jobs = max(1, int(jobs))
+        self.cell_timeout = int(cell_timeout)
+        self.memory = int(memory)
+        self.log = log
+        self.work = self.out / ".work"
+        self.sandboxed = sandboxed
+        self.lock = threading.Lock()
+        self.done = 0
+        self.live: set[subprocess.Popen] = set()
+        self.cancelled = False
+
+    def students(self) -> list[str]:
+        if not self.submissions.is_dir():
+            raise GradingError(f"SUBMISSIONS: {self.submissions} is not a directory")
+        return sorted(
+            p.name
+            for p in self.submissions.iterdir()
+            if p.is_dir() and not p.name.startswith((".", "__"))
+        )
+
+    def run(self) -> list[dict]:
+        for inside in (self.out, self.submissions):
+            if inside == self.course or self.course in inside.parents:
+                raise GradingError(f"{inside} must not be inside the course dir {self.course}")
+        self.work.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work, 0o700)  # our own dir: other users of the machine need not read it
+        (self.work / "tmp").mkdir(exist_ok=True)
+        (self.work / "rt").mkdir(exist_ok=True)
+        # ZeroMQ ipc sockets are files named <runtime dir>/k-ipc-N: a unix socket path has at
+        # most 107 bytes
+        longest = len(str(self.work / "rt" / "xxxxxxxx" / "k-ipc-10"))
+        if longest > 100:
+            raise GradingError(
+                f"--out: {self.out} is too long a path for the kernel's sockets "
+                f"({longest} > 100 bytes); choose a shorter output dir"
+            )
+        names = assignments(self.course)
+        if self.sandboxed:
+            probe = Path(tempfile.mkdtemp(prefix="probe-", dir=self.work / "tmp"))
+            problem = sandbox.self_test(str(probe))
+            shutil.rmtree(probe, ignore_errors=True)
+            if problem:
+                raise GradingError("the grading sandbox does not work here: " + problem)
+        self.max_scores = prepare_master(self.course, self.work, names, self.log)
+        self.names = names
+        students = self.students()
+        options = json.dumps([GRADER_VERSION, self.cell_timeout, self.memory, self.sandboxed])
+        pending = []
+        self.total = len(students)
+        cached = 0
+        for s in students:
+            hashes = {
+                a: _hash_dir(self.submissions / s / a, source_hash(self.course, a) + options)
+                for a in names
+            }
+            todo = [a for a in names if not self._cached(s, a, hashes[a])]
+            if todo:
+                pending.append((s, todo, hashes))
+            else:
+                cached += 1
+        self.log(
+            f"grading {len(students)} students x {len(names)} assignments "
+            f"({cached} students unchanged since the last run), {self.jobs} at a time"
+        )
+        self.done = cached
+        t0 = time.monotonic()
+        pool = ThreadPoolExecutor(self.jobs)
+        try:
+            list(pool.map(lambda job: self._grade_student(*job), pending))
+        except BaseException:
+            # Ctrl-C: stop the workers; finished results stay on disk for the next run
+            self.cancelled = True
+            with self.lock:
+                for proc in self.live:
+                    _kill(proc)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        rows = self.collect(students, names)
+        self.write_csv(rows)
+        self.log(self.summary(rows, time.monotonic() - t0))
+        return rows
+
+    def _result_path(self, s: str, a: str) -> Path:
+        return self.work / "results" / s / f"{a}.json"
+
+    def _cached(self, s: str, a: str, h: str) -> bool:
+        p = self._result_path(s, a)
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return False
+        return (
+            r.get("hash") == h
+            and "traceback" not in r
+            and all((self.out / "feedback" / f).exists() for f in r.get("feedback", []))
+        )
+
+    def _budget(self, todo: list[str]) -> float:
+        # a legitimate notebook never needs more than every code cell at the limit
+        cells = 0
+        for a in todo:
+            for nb in (self.work / "master" / "release" / a).glob("*.ipynb"):
+                cells += json.loads(nb.read_text()).get("cells", []).__len__()
+        return 120 + self.cell_timeout * (cells + 2 * len(todo))
+
+    def _grade_student(self, s: str, todo: list[str], hashes: dict) -> None:
+        remaining = list(todo)
+        while remaining and not self.cancelled:
+            remaining = self._run_worker(s, remaining, hashes)
+        if self.cancelled:
+            return
+        with self.lock:
+            self.done += 1
+            parts = []
+            for a in todo:
+                r = json.loads(self._result_path(s, a).read_text())
+                parts.append(f"{a} {r['status']} {r['score']:g}/{r['max_score']:g}")
+            self.log(f"[{self.done}/{self.total}] {s}: " + ", ".join(parts))
+
+    def _run_worker(self, s: str, todo: list[str], hashes: dict) -> list[str]:
+        """Run one worker for ``todo``; return the assignments it did not get to."""
+        # private dirs of this worker, made by us (the only places student code may write)
+        wdir = Path(tempfile.mkdtemp(prefix="w", dir=self.work / "tmp"))
+        runtime = Path(tempfile.mkdtemp(prefix="", dir=self.work / "rt"))
+        try:
+            return self._run_worker_in(s, todo, hashes, wdir, runtime)
+        finally:
+            shutil.rmtree(wdir, ignore_errors=True)
+            shutil.rmtree(runtime, ignore_errors=True)
+
+    def _run_worker_in(self, s, todo, hashes, wdir: Path, runtime: Path) -> list[str]:
+        spec = {
+            "student": s,
+            "assignments": todo,
+            "course": str(self.course),
+            "submissions": str(self.submissions),
+            "master": str(self.work / "master"),
+            "work": str(wdir),
+            "runtime": str(runtime),
+            "results": str(self.work / "results" / s),
+            "feedback": str(self.out / "feedback"),
+            "cell_timeout": self.cell_timeout,
+            "hashes": hashes,
+            "max_scores": self.max_scores,
+            "check_names": _check_names(),
+            "sandboxed": self.sandboxed,
+            "policy": {
+                "memory": self.memory,
+                "cpu": self.cell_timeout * 4 + 60,
+                "hide": [str(self.course), str(self.submissions), str(self.work), str(self.out)],
+            },
+        }
+        spec_file = wdir / "job.json"
+        spec_file.write_text(json.dumps(spec))
+        (wdir / "current.json").unlink(missing_ok=True)
+        budget = self._budget(todo)
+        with open(wdir / "worker.log", "w") as logf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "softgrad.grading.worker", str(spec_file)],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+            with self.lock:
+                self.live.add(proc)
+            try:
+                proc.wait(timeout=budget)
+                why = f"the grader's worker exited with status {proc.returncode}"
+                status = ERROR
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                why = f"grading took longer than {budget:.0f} s and was stopped"
+                status = TIMED_OUT
+            finally:
+                with self.lock:
+                    self.live.discard(proc)
+        logs = self.work / "results" / s
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wdir / "worker.log", logs / "worker.log")
+        left = [a for a in todo if not self._cached(s, a, hashes[a])]
+        if not left or self.cancelled:
+            return []
+        try:
+            current = json.loads((wdir / "current.json").read_text())["assignment"]
+        except (OSError, ValueError, KeyError):
+            current = left[0]
+        if current not in left:
+            current = left[0]
+        tail = (wdir / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
+        write_json_atomic(
+            self._result_path(s, current),
+            {
+                "student": s,
+                "assignment": current,
+                "score": 0.0,
+                "max_score": self.max_scores[current],
+                "status": status,
+                "flags": [],
+                "message": why + (": " + " | ".join(tail) if status == ERROR else ""),
+                "feedback": [],
+                "hash": hashes[current],
+                "timings": [],
+            },
+        )
+        return [a for a in left if a != current]
+
+    def collect(self, students: list[str], names: list[str]) -> list[dict]:
+        rows = []
+        for s in students:
+            for a in names:
+                rows.append(json.loads(self._result_path(s, a).read_text()))
+            extra = sorted(
+                p.name
+                for p in (self.submissions / s).iterdir()
+                if p.is_dir() and p.name not in names and not p.name.startswith(".")
+            )
+            if extra:
+                rows[-1]["flags"] = [
+                    *rows[-1]["flags"],
+                    "unknown assignment folders ignored: " + ", ".join(extra),
+                ]
+        return rows
+
+    def write_csv(self, rows: list[dict]) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(
+                {
+                    **{k: r[k] for k in COLUMNS[:5]},
+                    "score": f"{r['score']:g}",
+                    "max_score": f"{r['max_score']:g}",
+                    "flags": "; ".join(r["flags"]),
+                    "message": r["message"],
+                }
+            )
+        tmp = self.out / ".grades.csv.tmp"
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, self.out / "grades.csv")
+
+    def summary(self, rows: list[dict], seconds: float) -> str:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        lines = [
+            f"wrote {self.out / 'grades.csv'} ({len(rows)} rows) in {seconds:.1f} s: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        ]
+        for r in rows:
+            if r["status"] != "ok" or r["flags"]:
+                detail = "; ".join([r["message"], *r["flags"]]).strip("; ")
+                lines.append(
+                    f"  {r['student']}/{r['assignment']}: {r['status']}"
+                    + (f" - {detail}" if detail else "")
+                )
+        return "\n".join(lines)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)  # the worker leads its own process group
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def grade(submissions, out, course, **kwargs) -> list[dict]:
+    """Grade ``submissions/<student>/<assignment>/`` against ``course``; write ``out``.
+
+    Returns the rows of ``grades.csv`` as dicts (plus ``feedback`` paths and ``timings``).
+    """
+    return Grader(Path(submissions), Path(out), Path(course), **kwargs).run()

@@ -1,0 +1,500 @@
+"""Grade one student's assignments (run as ``python -m softgrad.grading.worker JOB.json``).
+
+The orchestrator (:mod:`softgrad.grading.grade`) starts one worker process per student so that
+a crash, a hang or a leaked kernel stays contained; the worker writes each assignment's result
+atomically as soon as it is known, so an interrupted run keeps what was graded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import audit, feedback, sandbox
+from .course import load_config, tools_on_path
+
+# Status values, from worst to best; ``ok`` means nbgrader graded it cleanly.
+MISSING, EMPTY, INVALID_JSON, KERNEL_DIED, TIMED_OUT, ERROR = (
+    "missing",
+    "empty",
+    "invalid_json",
+    "kernel_died",
+    "timed_out",
+    "error",
+)
+RENAMED, OK = "renamed", "ok"
+
+TIMINGS: list[dict] = []  # filled by TimedExecute, read per notebook
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _timed_execute_class():
+    from nbgrader.preprocessors import Execute
+
+    class TimedExecute(Execute):
+        """nbgrader's Execute, recording kernel start-up and execution time."""
+
+        def preprocess(self, nb, resources=None, km=None):
+            entry = {"start": time.monotonic()}
+            TIMINGS.append(entry)
+            self.on_notebook_start = lambda **kw: entry.__setitem__("ready", time.monotonic())
+            self.on_notebook_complete = lambda **kw: entry.__setitem__("done", time.monotonic())
+            try:
+                return super().preprocess(nb, resources, km)
+            finally:
+                entry["end"] = time.monotonic()
+
+    return TimedExecute
+
+
+def _read_notebook(path: Path):
+    """(notebook, None) or (None, (status, message))."""
+    import nbformat
+
+    raw = path.read_bytes()
+    if not raw.strip():
+        return None, (EMPTY, f"{path.name} is an empty file")
+    try:
+        nb = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
+    except Exception as exc:  # noqa: BLE001 (nbformat raises many JSON and schema errors)
+        return None, (
+            INVALID_JSON,
+            (f"{path.name} is not a readable notebook: {type(exc).__name__}: {str(exc)[:200]}"),
+        )
+    if not nb.cells:
+        return None, (EMPTY, f"{path.name} has no cells")
+    return nb, None
+
+
+def _find_candidates(sub_dir: Path, expected: str, others: set[str]) -> list[Path]:
+    """Notebooks in the submission that could be ``expected`` under another name or folder."""
+    found = [
+        p
+        for p in sorted(sub_dir.rglob("*.ipynb"))
+        if ".ipynb_checkpoints" not in p.parts and not p.is_symlink() and p.name not in others
+    ]
+    exact = [p for p in found if p.name == expected]
+    return exact or found
+
+
+def _copy_submission(sub_dir: Path, dest: Path) -> list[str]:
+    """Copy regular files only (a symlink could point at the solutions); return skipped names."""
+    skipped = []
+    for p in sorted(sub_dir.rglob("*")):
+        rel = p.relative_to(sub_dir)
+        if p.is_symlink():
+            skipped.append(str(rel))
+        elif p.is_file() and ".ipynb_checkpoints" not in rel.parts:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dest / rel)
+    return skipped
+
+
+class Job:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.student = spec["student"]
+        self.course = Path(spec["course"])
+        self.submissions = Path(spec["submissions"])
+        self.master = Path(spec["master"])
+        self.work = Path(spec["work"])
+        self.runtime = Path(spec["runtime"])
+        self.results = Path(spec["results"])
+        self.feedback_out = Path(spec["feedback"])
+        self.policy = sandbox.Policy(**spec["policy"])
+
+    def run(self) -> None:
+        tools_on_path()
+        jupyter = self.work / "jupyter"
+        sandbox.write_kernelspec(jupyter)
+        os.environ["JUPYTER_PATH"] = str(jupyter)
+        os.environ[sandbox.ENV_VAR] = self.policy.to_env()
+        for a in self.spec["assignments"]:
+            write_json_atomic(self.work / "current.json", {"assignment": a})
+            t0 = time.monotonic()
+            try:
+                result = self.grade(a)
+            except Exception as exc:  # noqa: BLE001 (keep going: record it for this assignment)
+                import traceback
+
+                result = self.row(a, ERROR, message=f"grader error: {type(exc).__name__}: {exc}")
+                result["traceback"] = traceback.format_exc()
+            result["hash"] = self.spec["hashes"][a]
+            result["seconds"] = round(time.monotonic() - t0, 3)
+            write_json_atomic(self.results / f"{a}.json", result)
+            print(json.dumps({"done": a, "status": result["status"]}), flush=True)
+        (self.work / "current.json").unlink(missing_ok=True)
+
+    def row(
+        self,
+        a: str,
+        status: str,
+        *,
+        score=0.0,
+        max_score=None,
+        flags=(),
+        message="",
+        feedback_files=(),
+        timings=(),
+    ) -> dict:
+        if max_score is None:
+            max_score = self.spec["max_scores"][a]
+        return {
+            "student": self.student,
+            "assignment": a,
+            "score": round(float(score), 4),
+            "max_score": round(float(max_score), 4),
+            "status": status,
+            "flags": list(flags),
+            "message": message,
+            "feedback": list(feedback_files),
+            "timings": list(timings),
+        }
+
+    def write_failure_feedback(self, a: str, nb_name: str, status: str, message: str) -> str:
+        rel = Path(self.student) / a / f"{Path(nb_name).stem}.html"
+        dest = self.feedback_out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_text(feedback.failure_page(self.student, a, status, message))
+        os.replace(tmp, dest)
+        return str(rel)
+
+    def config(self, root: Path):
+        from traitlets.config import Config
+
+        c = load_config(self.course)
+        kernel = sandbox.KERNEL_NAME if self.spec.get("sandboxed", True) else "python3"
+        c.merge(
+            Config(
+                {
+                    "CourseDirectory": {
+                        "root": str(root),
+                        "source_directory": str((self.course / "source").resolve()),
+                        "db_url": f"sqlite:///{root / 'gradebook.db'}",
+                    },
+                    "Execute": {
+                        "timeout": int(self.spec["cell_timeout"]),
+                        "kernel_name": kernel,
+                        "startup_timeout": 60,
+                    },
+                    # A fixed connection file in the private runtime dir (jupyter_client's default is a
+                    # tempfile in /tmp, whose directory the launcher must never touch), and ZeroMQ over
+                    # unix sockets next to it: the sandbox has no network, not even loopback.
+                    "KernelManager": {
+                        "transport": "ipc",
+                        "connection_file": str(self.runtime / "k.json"),
+                    },
+                    "LimitOutput": {"max_lines": 1000, "max_traceback": 100},
+                }
+            )
+        )
+        return c
+
+    def grade(self, a: str) -> dict:
+        import nbformat
+
+        release_dir = self.master / "release" / a
+        expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
+        sub_dir = self.submissions / self.student / a
+        root = self.work / a
+        if root.exists():
+            shutil.rmtree(root)
+        submitted = root / "submitted" / self.student / a
+        submitted.mkdir(parents=True)
+        shutil.copyfile(self.master / "gradebook.db", root / "gradebook.db")
+
+        statuses, flags, notes, messages = [], [], {}, []
+        runnable = []
+        if not sub_dir.is_dir():
+            return self.row(
+                a,
+                MISSING,
+                message=f"no folder {self.student}/{a} in the submissions",
+                feedback_files=[
+                    self.write_failure_feedback(a, n, MISSING, "Nothing was submitted.")
+                    for n in expected
+                ],
+            )
+        skipped = _copy_submission(sub_dir, submitted)
+        if skipped:
+            flags.append("symlinks ignored: " + ", ".join(skipped))
+        failure_pages = []
+        for name in expected:
+            cands = _find_candidates(sub_dir, name, set(expected) - {name})
+            if not cands:
+                statuses.append(MISSING)
+                messages.append(f"{name}: not submitted")
+                failure_pages.append((name, MISSING, f"{name} was not submitted."))
+                continue
+            path = cands[0]
+            nb, problem = _read_notebook(path)
+            if problem:
+                statuses.append(problem[0])
+                messages.append(problem[1])
+                failure_pages.append((name, *problem))
+                (submitted / path.relative_to(sub_dir)).unlink(missing_ok=True)
+                continue
+            rel = path.relative_to(sub_dir)
+            if str(rel) != name:
+                statuses.append(RENAMED)
+                note = f"{rel} was graded as {name}"
+                messages.append(note)
+                notes.setdefault(name, []).append(f"Your file {rel} was graded as {name}.")
+                (submitted / rel).unlink(missing_ok=True)
+            nbformat.write(nb, submitted / name)
+            runnable.append(name)
+
+        feedback_files = [self.write_failure_feedback(a, n, s, m) for n, s, m in failure_pages]
+        if not runnable:
+            return self.row(
+                a,
+                _worst(statuses),
+                flags=flags,
+                message="; ".join(messages),
+                feedback_files=feedback_files,
+            )
+
+        check_names = frozenset(self.spec.get("check_names", ()))
+        hidden_by_nb, deleted_by_nb = {}, {}
+        for name in runnable:
+            released = nbformat.read(release_dir / name, as_version=4)
+            sub_nb = nbformat.read(submitted / name, as_version=4)
+            found = audit.compare_structure(released, sub_nb)
+            deleted_by_nb[name] = found.deleted
+            if found.deleted:
+                flags.append(f"{name}: test cells deleted (scored 0): {', '.join(found.deleted)}")
+                notes.setdefault(name, []).append(
+                    "These test cells were missing from your notebook and score 0: "
+                    + ", ".join(found.deleted)
+                    + "."
+                )
+            if found.edited_locked:
+                flags.append(
+                    f"{name}: locked cells edited (restored before grading): "
+                    + ", ".join(found.edited_locked)
+                )
+                notes.setdefault(name, []).append(
+                    "Read-only cells you changed were restored before grading: "
+                    + ", ".join(found.edited_locked)
+                    + "."
+                )
+            suspicious = audit.scan_cells(
+                audit.student_cells(released, sub_nb),
+                check_names=check_names,
+                allowed=audit.allowed_softgrad_names(released),
+            )
+            flags += [f"{name}: suspicious: {s}" for s in suspicious]
+            source_nb = nbformat.read(self.course / "source" / a / name, as_version=4)
+            hidden_by_nb[name] = feedback.hidden_lines(source_nb)
+
+        result = self.autograde(root, a)
+        log = (result.get("log") or "") + (result.get("error") or "")
+        autograded = root / "autograded" / self.student / a
+        for name in runnable:
+            out_nb = autograded / name
+            if not out_nb.exists():
+                status, why = _diagnose_failure(log)
+                statuses.append(status)
+                messages.append(f"{name}: {why}")
+                feedback_files.append(self.write_failure_feedback(a, name, status, why))
+                continue
+            nb = nbformat.read(out_nb, as_version=4)
+            flags += _output_flags(name, nb, self.policy.memory)
+            timeouts = [
+                c.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i + 1}"
+                for i, c in enumerate(nb.cells)
+                if c.get("cell_type") == "code"
+                and any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))
+            ]
+            if timeouts:
+                statuses.append(TIMED_OUT)
+                why = f"{name}: cells stopped after {self.spec['cell_timeout']} s: " + ", ".join(
+                    timeouts
+                )
+                messages.append(why)
+                notes.setdefault(name, []).append(
+                    f"These cells ran longer than {self.spec['cell_timeout']} s and were stopped: "
+                    + ", ".join(timeouts)
+                    + "."
+                )
+            else:
+                statuses.append(OK)
+        ran = {n for n in runnable if (autograded / n).exists()}
+        score, max_score, pending = self.scores(root, a, deleted_by_nb, ran)
+        if pending:
+            messages.append(f"{pending:g} point{'s await' if pending != 1 else ' awaits'} "
+                            "manual grading")
+        feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags)
+        timings = [
+            {k: round(v - t["start"], 3) for k, v in t.items() if k != "start"} for t in TIMINGS
+        ]
+        TIMINGS.clear()
+        return self.row(
+            a,
+            _worst(statuses),
+            score=score,
+            max_score=max_score,
+            flags=flags,
+            message="; ".join(messages),
+            feedback_files=feedback_files,
+            timings=timings,
+        )
+
+    def autograde(self, root: Path, a: str) -> dict:
+        from nbgrader.converters import Autograde
+        from nbgrader.coursedir import CourseDirectory
+        from nbgrader.utils import capture_log
+
+        c = self.config(root)
+        os.environ["JUPYTER_RUNTIME_DIR"] = str(self.runtime)
+        coursedir = CourseDirectory(config=c)
+        coursedir.assignment_id = a
+        coursedir.student_id = self.student
+        app = Autograde(coursedir=coursedir, config=c)
+        app.force = True
+        app.create_student = True
+        timed = _timed_execute_class()
+        app.autograde_preprocessors = [
+            timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
+        ]
+        return capture_log(app)
+
+    def scores(
+        self, root: Path, a: str, deleted_by_nb: dict, ran: set[str]
+    ) -> tuple[float, float, float]:
+        from nbgrader.api import Gradebook
+
+        score = max_score = pending = 0.0
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            sub = gb.find_submission(a, self.student)
+            for nb in sub.notebooks:
+                deleted = set(deleted_by_nb.get(f"{nb.name}.ipynb", ()))
+                for g in nb.grades:
+                    max_score += g.max_score
+                    if g.name in deleted:
+                        continue
+                    if g.manual_score is not None:
+                        score += g.manual_score
+                    elif g.auto_score is not None:
+                        score += g.auto_score
+                    elif g.needs_manual_grade and f"{nb.name}.ipynb" in ran:
+                        pending += g.max_score
+        return score, max_score, pending
+
+    def feedback(self, root, a, runnable, hidden_by_nb, notes, flags) -> list[str]:
+        import nbformat
+        from nbgrader.converters import GenerateFeedback
+        from nbgrader.coursedir import CourseDirectory
+        from nbgrader.utils import capture_log
+
+        autograded = root / "autograded" / self.student / a
+        present = [n for n in runnable if (autograded / n).exists()]
+        if not present:
+            return []
+        for name in present:
+            nb = nbformat.read(autograded / name, as_version=4)
+            if feedback.redact(nb, hidden_by_nb[name]):
+                flags.append(f"{name}: output quoting hidden test code was removed")
+            if notes.get(name):
+                nb.cells.insert(0, feedback.notice_cell(notes[name]))
+            nbformat.write(nb, autograded / name)
+        c = self.config(root)
+        c.HTMLExporter.template_name = "feedback"
+        coursedir = CourseDirectory(config=c)
+        coursedir.assignment_id = a
+        coursedir.student_id = self.student
+        app = GenerateFeedback(coursedir=coursedir, config=c)
+        app.force = True
+        result = capture_log(app)
+        files = []
+        for name in present:
+            page = root / "feedback" / self.student / a / f"{Path(name).stem}.html"
+            rel = Path(self.student) / a / page.name
+            if not result["success"] or not page.exists():
+                files.append(
+                    self.write_failure_feedback(
+                        a, name, ERROR, "Feedback could not be generated; ask your instructor."
+                    )
+                )
+                flags.append(f"{name}: generate_feedback failed")
+                continue
+            text = page.read_text(encoding="utf-8")
+            leaked = feedback.leaks(text, hidden_by_nb[name])
+            if leaked:  # never hand out hidden tests, whatever went wrong above
+                flags.append(f"{name}: feedback withheld (it quoted hidden tests)")
+                files.append(
+                    self.write_failure_feedback(
+                        a, name, "withheld", "Feedback could not be shown; ask your instructor."
+                    )
+                )
+                continue
+            dest = self.feedback_out / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, dest)
+            files.append(str(rel))
+        return files
+
+
+def _cell_label(i: int, cell) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i + 1}"
+
+
+def _output_flags(name: str, nb, memory: int) -> list[str]:
+    """Flags for outputs a grader should know about: memory limit hit, output cut short."""
+    mem, cut = [], []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if out.get("ename") == "MemoryError":
+                mem.append(_cell_label(i, cell))
+            if out.get("output_type") == "stream" and "... Output truncated ..." in out.get(
+                    "text", ""):
+                cut.append(_cell_label(i, cell))
+    flags = []
+    if mem:
+        flags.append(f"{name}: MemoryError (memory limit {memory / 2**30:g} GiB) in "
+                     + ", ".join(dict.fromkeys(mem)))
+    if cut:
+        flags.append(f"{name}: output truncated (too many lines) in "
+                     + ", ".join(dict.fromkeys(cut)))
+    return flags
+
+
+_ORDER = [MISSING, INVALID_JSON, EMPTY, KERNEL_DIED, TIMED_OUT, ERROR, RENAMED, OK]
+
+
+def _worst(statuses: list[str]) -> str:
+    return min(statuses, key=_ORDER.index) if statuses else OK
+
+
+def _diagnose_failure(log: str) -> tuple[str, str]:
+    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
+        return KERNEL_DIED, (
+            "the kernel died while running the notebook (crash, os._exit, "
+            "or out of memory); no test results"
+        )
+    if "CellTimeoutError" in log or "Timeout" in log:
+        return TIMED_OUT, "a cell did not stop after the time limit; no test results"
+    last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
+    return ERROR, f"nbgrader could not grade it: {last[0][:300]}"
+
+
+def main(argv: list[str]) -> None:
+    spec = json.loads(Path(argv[0]).read_text())
+    Job(spec).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
