@@ -12,7 +12,8 @@
   line (> 25 characters) of the solution and hidden-test blocks of `exercises/source/`, are searched
   for in every file of `_build/html` (`_sources` and the downloads included).
 
-The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`).
+The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
+table of contents with SOFTGRAD_BOOK_TOC (default `_toc.yml`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 def toc_entries() -> list[str]:
     """Every document named in _toc.yml (root first), as written there."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    toc = yaml.safe_load(Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8"))
     entries = [toc["root"]]
 
     def walk(node):

@@ -14,7 +14,8 @@ file:// URL with every network request routed to nowhere:
 
 Needs Debian's Chromium (`apt-get install chromium chromium-driver`). Without it the test is skipped
 with that message, except under `CI=true`, where a missing browser is a failure.
-The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`).
+The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
+table of contents with SOFTGRAD_BOOK_TOC (default `_toc.yml`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ RAW_TEX = ("$$", "\\frac", "\\(", "\\[", "\\begin{")
 
 def toc_pages() -> list[str]:
     """Every document named in _toc.yml (root first), as a path without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    toc = yaml.safe_load(Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8"))
     pages = [toc["root"]]
 
     def walk(node):
