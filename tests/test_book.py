@@ -274,32 +274,35 @@ def _solution_probes() -> tuple[list[tuple[str, str]], int]:
 
     notebooks = sorted((ROOT / "exercises" / "source").glob("*/*.ipynb"))
     public = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "chapters").glob("*.md")))
-    probes: dict[str, str] = {}
+    secret: list[tuple[str, str]] = []  # (line, notebook)
+    visible: list[str] = []  # what students see anyway, in any released notebook
     for nb_path in notebooks:
         nb = nbformat.read(nb_path, as_version=4)
-        secret, visible = [], []
+        origin = str(nb_path.relative_to(ROOT))
         for cell in nb.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             lines = cell.source.splitlines()
             if meta.get("solution") and "BEGIN SOLUTION" not in cell.source:
-                secret += lines  # a whole solution cell (e.g. a written answer) is replaced in the release
+                # a whole solution cell (e.g. a written answer) is replaced in the release
+                secret += [(line, origin) for line in lines]
                 continue
-            state = None
+            hidden = False
             for line in lines:
                 stripped = line.strip()
-                if stripped.startswith("### BEGIN SOLUTION") or stripped.startswith("### BEGIN HIDDEN TESTS"):
-                    state = "secret"
-                elif stripped.startswith("### END SOLUTION") or stripped.startswith("### END HIDDEN TESTS"):
-                    state = None
-                elif state == "secret":
-                    secret.append(line)
+                if stripped.startswith(("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")):
+                    hidden = True
+                elif stripped.startswith(("### END SOLUTION", "### END HIDDEN TESTS")):
+                    hidden = False
+                elif hidden:
+                    secret.append((line, origin))
                 else:
                     visible.append(line)
-        seen_elsewhere = _squash("\n".join(visible)) + "\n" + _squash(public)
-        for line in secret:
-            probe = _squash(line)
-            if len(probe) > MIN_PROBE_LEN and probe not in seen_elsewhere:
-                probes.setdefault(probe, str(nb_path.relative_to(ROOT)))
+    seen_elsewhere = _squash("\n".join(visible)) + "\n" + _squash(public)
+    probes: dict[str, str] = {}
+    for line, origin in secret:
+        probe = _squash(line)
+        if len(probe) > MIN_PROBE_LEN and probe not in seen_elsewhere:
+            probes.setdefault(probe, origin)
     return sorted(probes.items()), len(notebooks)
 
 
