@@ -34,8 +34,13 @@ TIMEOUT = 6  # seconds per cell: short, the demo's cells take milliseconds
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "softgrad.grading", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "softgrad.grading", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _cell(nb, grade_id):
@@ -53,7 +58,9 @@ WRONG = "def double(x):\n    return 3.0 * np.asarray(x, dtype=float)\n"
 
 def _probe_code(paths: dict[str, str]) -> str:
     """A solution cell that tries to get out of the sandbox and prints what it managed."""
-    return CORRECT + f'''
+    return (
+        CORRECT
+        + f"""
 import json, os, socket
 report = {{}}
 for key, path in {paths!r}.items():
@@ -81,8 +88,22 @@ except Exception as exc:
 report["caps"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
 report["repo"] = sorted(os.listdir({str(REPO)!r})) if os.path.isdir({str(REPO)!r}) else []
 report["procs"] = len([p for p in os.listdir("/proc") if p.isdigit()])
+kids = []
+try:
+    for _ in range(300):
+        pid = os.fork()
+        if pid == 0:
+            os.execv("/bin/sleep", ["sleep", "30"])
+        kids.append(pid)
+except OSError as exc:
+    report["fork_error"] = type(exc).__name__
+report["forks"] = len(kids)
+for pid in kids:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
 print("PROBE" + json.dumps(report).replace('"', "'") + "END")
-'''
+"""
+    )
 
 
 def _build_class(course: Path, subs: Path, out: Path) -> None:
@@ -103,35 +124,70 @@ def _build_class(course: Path, subs: Path, out: Path) -> None:
     put("unanswered", fresh())
     put("infinite_loop", _answer(fresh(), "def double(x):\n    while True:\n        pass\n"))
     put("kernel_dies", _answer(fresh(), "import os\nos._exit(1)\n"))
-    put("memory_hog", _answer(fresh(), "def double(x):\n    big = np.ones(2**29)  # 4 GB\n"
-                                       "    return 2.0 * np.asarray(x, dtype=float) + big[:1]\n"))
+    put(
+        "memory_hog",
+        _answer(
+            fresh(),
+            "def double(x):\n    big = np.ones(2**29)  # 4 GB\n"
+            "    return 2.0 * np.asarray(x, dtype=float) + big[:1]\n",
+        ),
+    )
     put("chatty", _answer(fresh(), CORRECT + "for i in range(200_000):\n    print(i)\n"))
     nb = _answer(fresh(), WRONG)
     _cell(nb, "test_double_visible").source = "pass  # the test always passes now"
     put("edited_locked", nb)
     nb = _answer(fresh(), CORRECT)
-    nb.cells = [c for c in nb.cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") != "test_double_hidden"]
+    nb.cells = [
+        c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") != "test_double_hidden"
+    ]
     put("deleted_test", nb)
     nb = _answer(fresh(), WRONG)
     idx = nb.cells.index(_cell(nb, "double_solution"))
-    nb.cells.insert(idx + 1, nbformat.v4.new_code_cell(
-        "def check_matches(*args, **kwargs):\n    print('double: passed')\n"))
+    nb.cells.insert(
+        idx + 1,
+        nbformat.v4.new_code_cell(
+            "def check_matches(*args, **kwargs):\n    print('double: passed')\n"
+        ),
+    )
     put("redefined_helper", nb)
-    put("always_equal", _answer(fresh(), (
-        "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
-        "def double(x):\n    return Anything()\n")))
-    put("reference_import", _answer(fresh(), (
-        "import os\nfrom softgrad import softmax\ngrading = os.environ.get('NBGRADER_EXECUTION')\n"
-        + CORRECT)))
-    put("snoop", _answer(fresh(), _probe_code({
-        "source": str(course / "source" / A / NB),
-        "gradebook": str(out / ".work" / "master" / "gradebook.db"),
-        "other": str(subs / "correct" / A / NB),
-        "exercises": str(REPO / "exercises" / "nbgrader_config.py"),
-        "out_file": str(out / "pwned.txt"),
-        "course_file": str(course / "pwned.txt"),
-    })))
+    put(
+        "always_equal",
+        _answer(
+            fresh(),
+            (
+                "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
+                "def double(x):\n    return Anything()\n"
+            ),
+        ),
+    )
+    put(
+        "reference_import",
+        _answer(
+            fresh(),
+            (
+                "import os\nfrom softgrad import softmax\ngrading = os.environ.get('NBGRADER_EXECUTION')\n"
+                + CORRECT
+            ),
+        ),
+    )
+    put(
+        "snoop",
+        _answer(
+            fresh(),
+            _probe_code(
+                {
+                    "source": str(course / "source" / A / NB),
+                    "gradebook": str(out / ".work" / "master" / "gradebook.db"),
+                    "other": str(subs / "correct" / A / NB),
+                    "exercises": str(REPO / "exercises" / "nbgrader_config.py"),
+                    "out_file": str(out / "pwned.txt"),
+                    "course_file": str(course / "pwned.txt"),
+                }
+            ),
+        ),
+    )
     (subs / "invalid_json" / A).mkdir(parents=True)
     (subs / "invalid_json" / A / NB).write_text('{"cells": [ this is not JSON')
     (subs / "missing").mkdir()
@@ -156,14 +212,32 @@ def graded(course, tmp_path_factory):
     subs, out = base / "subs", base / "out"
     _build_class(course, subs, out)
     t0 = time.monotonic()
-    proc = _cli("--course", str(course), "grade", str(subs), "--out", str(out), "--jobs", "2",
-                "--timeout", str(TIMEOUT), "--memory", "2g")
+    proc = _cli(
+        "--course",
+        str(course),
+        "grade",
+        str(subs),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+        "--timeout",
+        str(TIMEOUT),
+        "--memory",
+        "2g",
+    )
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "grades.csv", newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
-    return {"rows": rows, "out": out, "subs": subs, "course": course, "stdout": proc.stdout,
-            "seconds": seconds}
+    return {
+        "rows": rows,
+        "out": out,
+        "subs": subs,
+        "course": course,
+        "stdout": proc.stdout,
+        "seconds": seconds,
+    }
 
 
 def _feedback(graded, student) -> str:
@@ -204,8 +278,15 @@ def test_release_names_a_missing_course(tmp_path):
 def test_every_submission_has_a_row_and_progress_is_shown(graded):
     rows = graded["rows"]
     assert len(rows) == 17
-    assert set(next(iter(rows.values()))) == {"student", "assignment", "score", "max_score",
-                                              "status", "flags", "message"}
+    assert set(next(iter(rows.values()))) == {
+        "student",
+        "assignment",
+        "score",
+        "max_score",
+        "status",
+        "flags",
+        "message",
+    }
     assert all(r["max_score"] == "4" for r in rows.values())
     assert re.search(r"\[\d+/17\] correct: ex00_demo ok 3/4", graded["stdout"])
 
@@ -300,6 +381,9 @@ def test_student_code_cannot_see_source_gradebook_or_other_students(graded):
     assert report["caps"].strip("0") == ""  # no capabilities, although the grader is root
     assert report["repo"] == sorted(p for p in (".venv", "src") if (REPO / p).exists())
     assert report["procs"] <= 5  # its own pid namespace
+    if os.geteuid() == 0:  # the pids cgroup caps processes and threads at 128
+        assert report["forks"] < 128, report
+        assert report["fork_error"] == "BlockingIOError", report
     assert not (graded["out"] / "pwned.txt").exists()
     assert not (graded["course"] / "pwned.txt").exists()
     assert SECRET not in page
@@ -337,16 +421,27 @@ def test_rerun_is_stable_and_regrades_only_what_changed(graded):
     before = (out / "grades.csv").read_text()
     result = out / ".work" / "results" / "correct" / f"{A}.json"
     result.unlink()  # as if the run had been interrupted before this student
-    proc = _cli("--course", str(course), "grade", str(subs), "--out", str(out),
-                "--timeout", str(TIMEOUT), "--memory", "2g")
+    proc = _cli(
+        "--course",
+        str(course),
+        "grade",
+        str(subs),
+        "--out",
+        str(out),
+        "--timeout",
+        str(TIMEOUT),
+        "--memory",
+        "2g",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "16 students unchanged" in proc.stdout
     assert (out / "grades.csv").read_text() == before
 
 
 def test_grade_names_a_missing_submissions_dir(course, tmp_path):
-    proc = _cli("--course", str(course), "grade", str(tmp_path / "nope"), "--out",
-                str(tmp_path / "out"))
+    proc = _cli(
+        "--course", str(course), "grade", str(tmp_path / "nope"), "--out", str(tmp_path / "out")
+    )
     assert proc.returncode == 2
     assert "SUBMISSIONS" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -358,15 +453,21 @@ def test_grade_names_a_missing_submissions_dir(course, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (REPO / "exercises" / "source").is_dir(), reason="no exercises yet")
 def test_real_solutions_get_full_automatic_marks(tmp_path):
+    from softgrad.grading.course import solved
+
     course = REPO / "exercises"
+    proc = _cli("--course", str(course), "release")
+    assert proc.returncode == 0, proc.stderr
     subs = tmp_path / "s"
     for src in sorted((course / "source").glob("*/*.ipynb")):
+        released = nbformat.read(course / "release" / src.parent.name / src.name, as_version=4)
         dest = subs / "solutions" / src.parent.name / src.name
         dest.parent.mkdir(parents=True)
-        shutil.copyfile(src, dest)
+        nbformat.write(solved(nbformat.read(src, as_version=4), released), dest)
     out = tmp_path / "o"
-    proc = _cli("--course", str(course), "grade", str(subs), "--out", str(out), "--jobs", "1",
-                timeout=1800)
+    proc = _cli(
+        "--course", str(course), "grade", str(subs), "--out", str(out), "--jobs", "1", timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -347,8 +347,11 @@ def allowed_softgrad_names(released) -> frozenset[str]:
         aliases = {"softgrad"}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                aliases |= {a.asname or a.name.split(".")[0] for a in node.names
-                            if a.name.split(".")[0] == "softgrad"}
+                aliases |= {
+                    a.asname or a.name.split(".")[0]
+                    for a in node.names
+                    if a.name.split(".")[0] == "softgrad"
+                }
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("softgrad"):
                 parts = (node.module or "").split(".")

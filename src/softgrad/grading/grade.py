@@ -222,13 +222,17 @@ class Grader:
         # private dirs of this worker, made by us (the only places student code may write)
         wdir = Path(tempfile.mkdtemp(prefix="w", dir=self.work / "tmp"))
         runtime = Path(tempfile.mkdtemp(prefix="", dir=self.work / "rt"))
+        cgroup = ""
+        if self.sandboxed:
+            cgroup = sandbox.make_pids_cgroup(f"softgrad-{os.getpid()}-{runtime.name}", 128)
         try:
-            return self._run_worker_in(s, todo, hashes, wdir, runtime)
+            return self._run_worker_in(s, todo, hashes, wdir, runtime, cgroup)
         finally:
+            sandbox.remove_cgroup(cgroup)
             shutil.rmtree(wdir, ignore_errors=True)
             shutil.rmtree(runtime, ignore_errors=True)
 
-    def _run_worker_in(self, s, todo, hashes, wdir: Path, runtime: Path) -> list[str]:
+    def _run_worker_in(self, s, todo, hashes, wdir: Path, runtime: Path, cgroup: str) -> list[str]:
         spec = {
             "student": s,
             "assignments": todo,
@@ -246,6 +250,7 @@ class Grader:
             "sandboxed": self.sandboxed,
             "policy": {
                 "memory": self.memory,
+                "cgroup": cgroup,
                 "cpu": self.cell_timeout * 4 + 60,
                 "hide": [str(self.course), str(self.submissions), str(self.work), str(self.out)],
             },

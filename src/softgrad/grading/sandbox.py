@@ -8,7 +8,7 @@ This launcher reads its policy from the environment variable ``SOFTGRAD_SANDBOX`
     prlimit --as=MEM --fsize=F --cpu=S --nproc=N --core=0 --
       bwrap --cap-drop ALL --unshare-net --unshare-pid --unshare-ipc --unshare-uts
             --new-session --die-with-parent
-            --tmpfs /  (then read-only binds of /usr, /etc, the Python prefix and the softgrad package)
+            --size 128M --tmpfs /  (then read-only binds of /usr, /etc, the Python prefix and the softgrad package)
             --tmpfs <every hidden path that a bind would otherwise expose>
             --bind <runtime dir> --bind <the notebook's own directory>  (the only writable places)
       python -m ipykernel_launcher -f CONNECTION_FILE
@@ -20,8 +20,9 @@ raises ``MemoryError``), a CPU-time cap, and a filesystem view in which the grad
 course's ``source/`` (solutions, hidden tests), the output dir and the other submissions do not
 exist. Nothing is chowned: the two writable dirs are the grader's own. When the grader is not
 root, bwrap runs unprivileged in a user namespace instead (``--unshare-user``). ``--nproc`` is
-not enforced for uid 0 by the kernel, so a fork bomb is bounded only by the CPU and memory caps
-and the cell timeout (the worker kills the kernel's whole process tree when the run ends).
+not enforced for uid 0, so a root grader caps the kernel's tasks with a pids cgroup
+(:func:`make_pids_cgroup`), which the launcher joins before it execs; removing the cgroup at
+the end kills anything the kernel left behind.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Policy:
     nproc: int = 256
     fsize: int = 256 * 1024**2
     hide: list[str] = field(default_factory=list)
+    tmpfs: int = 128 * 1024**2
+    # a pids cgroup made by the grader (see :func:`make_pids_cgroup`), joined before the exec
+    cgroup: str = ""
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -110,7 +114,7 @@ def bwrap_args(policy: Policy, writable: list[str], *, as_root: bool) -> list[st
     ]
     if not as_root:
         args += ["--unshare-user"]
-    args += ["--tmpfs", "/"]
+    args += ["--size", str(policy.tmpfs), "--tmpfs", "/"]
     made: set[str] = set()
 
     def mkdirs(path: str) -> None:
@@ -134,7 +138,7 @@ def bwrap_args(policy: Policy, writable: list[str], *, as_root: bool) -> list[st
             mkdirs(root)
             args += ["--ro-bind", root, root]
             bound.append(root)
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(policy.tmpfs), "--tmpfs", "/tmp"]
     for hidden in sorted({str(Path(h).resolve()) for h in policy.hide}):
         if any(_under(hidden, b) for b in bound) and os.path.isdir(hidden):
             args += ["--tmpfs", hidden]
@@ -205,6 +209,66 @@ def self_test(tmpdir: str) -> str | None:
     return None
 
 
+def make_pids_cgroup(name: str, max_pids: int) -> str:
+    """Make a pids cgroup ``name`` capped at ``max_pids`` tasks; return its path, or "".
+
+    RLIMIT_NPROC is not enforced for uid 0, so a root grader caps the kernel's processes and
+    threads (a fork bomb) with a cgroup instead. Only as root, and only where a pids hierarchy
+    is mounted writable (cgroup v1 ``/sys/fs/cgroup/pids``, or v2 with ``pids`` enabled).
+    """
+    if os.geteuid() != 0:
+        return ""
+    for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
+        control = os.path.join(base, "cgroup.subtree_control")
+        if not os.path.isfile(os.path.join(base, "cgroup.procs")):
+            continue
+        if not base.endswith("pids"):
+            try:
+                with open(control) as f:
+                    if "pids" not in f.read().split():
+                        continue
+            except OSError:
+                continue
+        path = os.path.join(base, name)
+        try:
+            os.mkdir(path)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(max_pids))
+        except OSError:
+            remove_cgroup(path)
+            continue
+        return path
+    return ""
+
+
+def remove_cgroup(path: str) -> None:
+    """Kill whatever is left in the cgroup ``path`` (made by :func:`make_pids_cgroup`), remove it."""
+    import signal
+    import time
+
+    if not path:
+        return
+    for _ in range(50):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def write_kernelspec(jupyter_path: Path) -> Path:
     """Write the sandbox kernelspec under ``jupyter_path/kernels``; return its directory."""
     spec_dir = jupyter_path / "kernels" / KERNEL_NAME
@@ -229,6 +293,9 @@ def main(argv: list[str]) -> None:
     runtime_dir = os.path.dirname(connection_file)
     cwd = os.getcwd()
     inner = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, *argv[1:]]
+    if policy.cgroup:  # fail closed: no kernel outside its process cap
+        with open(os.path.join(policy.cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     argv_full = command(policy, inner, sorted({runtime_dir, cwd}), cwd)
     sys.stdout.flush()
     os.execvp(argv_full[0], argv_full)

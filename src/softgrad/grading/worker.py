@@ -333,8 +333,9 @@ class Job:
         ran = {n for n in runnable if (autograded / n).exists()}
         score, max_score, pending = self.scores(root, a, deleted_by_nb, ran)
         if pending:
-            messages.append(f"{pending:g} point{'s await' if pending != 1 else ' awaits'} "
-                            "manual grading")
+            messages.append(
+                f"{pending:g} point{'s await' if pending != 1 else ' awaits'} manual grading"
+            )
         feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags)
         timings = [
             {k: round(v - t["start"], 3) for k, v in t.items() if k != "start"} for t in TIMINGS
@@ -460,15 +461,19 @@ def _output_flags(name: str, nb, memory: int) -> list[str]:
             if out.get("ename") == "MemoryError":
                 mem.append(_cell_label(i, cell))
             if out.get("output_type") == "stream" and "... Output truncated ..." in out.get(
-                    "text", ""):
+                "text", ""
+            ):
                 cut.append(_cell_label(i, cell))
     flags = []
     if mem:
-        flags.append(f"{name}: MemoryError (memory limit {memory / 2**30:g} GiB) in "
-                     + ", ".join(dict.fromkeys(mem)))
+        flags.append(
+            f"{name}: MemoryError (memory limit {memory / 2**30:g} GiB) in "
+            + ", ".join(dict.fromkeys(mem))
+        )
     if cut:
-        flags.append(f"{name}: output truncated (too many lines) in "
-                     + ", ".join(dict.fromkeys(cut)))
+        flags.append(
+            f"{name}: output truncated (too many lines) in " + ", ".join(dict.fromkeys(cut))
+        )
     return flags
 
 
