@@ -168,20 +168,15 @@ const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 """
 
 
-def _screenshot(driver, path: Path, max_height: int = 20000) -> None:
-    """The whole page (up to max_height CSS pixels), not just the window."""
-    import base64
-
+def _screenshot(driver, path: Path, max_height: int = 16000) -> None:
+    """The whole page (up to max_height pixels), not just the window: grow the window, then shoot."""
+    width, height = 1280, 1600
+    full = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
     try:
-        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
-        shot = driver.execute_cdp_cmd(
-            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
-        )
-        path.write_bytes(base64.b64decode(shot["data"]))
-    except Exception:  # noqa: BLE001 - a screenshot is evidence, not a check: fall back to the window
+        driver.set_window_size(width, min(max(int(full), height), max_height))
         driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(width, height)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
