@@ -157,18 +157,18 @@ def check_reduction(value) -> str:
 def check_labels(labels: np.ndarray, n: int, batch_shape: tuple) -> np.ndarray:
     """Integer class indices in [0, n); returns them flattened as intp."""
     flat = labels.reshape(-1)
-    lo = flat.min()
-    hi = flat.max()
-    if lo < 0:
-        r = int(np.flatnonzero(flat < 0)[0])
-        raise ValueError(
-            f"{_prefix('target', r, batch_shape)} has class index {int(flat[r])}, which is negative"
-        )
+    # Viewed as unsigned, a negative label becomes huge: one max checks both ends.
+    u = flat.view(f"u{flat.itemsize}") if flat.dtype.kind == "i" else flat
+    hi = int(u[0]) if u.shape[0] == 1 else int(np.maximum.reduce(u))
     if hi >= n:
-        r = int(np.flatnonzero(flat >= n)[0])
+        bad = (flat < 0) | (flat >= n)
+        r = int(np.flatnonzero(bad)[0])
+        where = _prefix("target", r, batch_shape)
+        if flat[r] < 0:
+            raise ValueError(f"{where} has class index {int(flat[r])}, which is negative")
         raise ValueError(
-            f"{_prefix('target', r, batch_shape)} has class index {int(flat[r])}, "
-            f"out of range for {n} classes (valid: 0..{n - 1})"
+            f"{where} has class index {int(flat[r])}, out of range for {n} classes "
+            f"(valid: 0..{n - 1})"
         )
     return flat.astype(np.intp, copy=False)
 

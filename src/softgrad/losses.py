@@ -21,35 +21,32 @@ import numpy as np
 
 from softgrad._validation import (
     as_float_array,
-    check_axis,
     check_labels,
     check_reduction,
     check_smoothing,
     check_weights,
-    compute_dtype,
     to_rows,
 )
-from softgrad.softmax import _BLOCK_ELEMS, _row_blocks, _shift_block
+from softgrad.softmax import _block_step, _col, _one_row, _prepare, _row_offsets, _shift_block
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
 
 
-def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_loss, want_grad):
-    eps = check_smoothing(label_smoothing)
-    reduction = check_reduction(reduction)
-    z = as_float_array(logits, "logits")
-    ax = check_axis(axis, z.ndim, "logits")
-    rows, batch_shape = to_rows(z, ax, "logits")
-    cdt = compute_dtype(z.dtype)
-    rows = rows.astype(cdt, copy=False)
+def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
+    eps = check_smoothing(label_smoothing) if label_smoothing != 0.0 else 0.0
+    if reduction != "mean":
+        check_reduction(reduction)
+    z, ax, rows, batch_shape = _prepare(logits, axis, "logits")
     N, n = rows.shape
+    cdt = rows.dtype
 
-    if not isinstance(target, np.ndarray):
+    if type(target) is not np.ndarray:
         try:
             target = np.asarray(target)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"target: could not be converted to a numeric array ({exc})") from None
-    if target.dtype.kind == "c" or target.dtype.kind not in "iubf":
+    kind = target.dtype.kind
+    if kind not in "iubf":
         raise TypeError(
             f"target: expected integer labels or real class weights, got dtype {target.dtype}"
         )
@@ -58,14 +55,16 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_loss, 
         y, _ = to_rows(as_float_array(target, "target"), ax, "target")
         y = y.astype(cdt, copy=False)
         check_weights(y, batch_shape)
-    elif target.shape == batch_shape or (target.shape == () and batch_shape == ()):
+    elif target.shape == batch_shape:
         soft = False
-        if target.dtype.kind not in "iu":
+        if kind not in "iu":
             raise TypeError(
                 f"target: class labels must be integers, got dtype {target.dtype} "
                 f"(for class weights pass an array of shape {z.shape})"
             )
         labels = check_labels(target, n, batch_shape)
+        if N == 1 and (row := _one_row(rows)) is not None:
+            return _one_row_labels(z, ax, row, int(labels[0]), reduction, eps, want_grad)
     else:
         raise ValueError(
             f"target has shape {target.shape}; expected {batch_shape} (integer labels: logits' "
@@ -73,74 +72,80 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_loss, 
         )
 
     c = 1.0 / N if reduction == "mean" else 1.0  # gradient scale
-    loss_rows = np.empty(N, dtype=cdt)
-    grad = np.empty((N, n), dtype=cdt) if want_grad else None
-    step = min(N, max(1, _BLOCK_ELEMS // n))
-    scratch = None if want_grad else np.empty((step, n), dtype=cdt)
-    tmp = np.empty((step, n), dtype=cdt) if soft else None
     smooth = eps / n  # the weight every class gets from smoothing
+    loss_rows = np.empty(N, dtype=cdt)
+    step = _block_step(n, rows.itemsize)
+    offs = _row_offsets(N, step, n)
+    grad = np.empty((N, n), dtype=cdt) if want_grad else None
+    scratch = None if want_grad else np.empty((min(N, step), n), dtype=cdt)
+    tmp = np.empty((min(N, step), n), dtype=cdt) if soft else None
 
-    for a, b in _row_blocks(N, n):
-        zb = rows[a:b]
+    for a in range(0, N, step):
+        b = min(N, a + step)
         e = grad[a:b] if want_grad else scratch[: b - a]
-        r, k, _ = _shift_block(zb, e, a, batch_shape, "logits", 1.0)  # e = d = z - m
+        ef = e.reshape(-1)
+        fi, _ = _shift_block(rows[a:b], e, offs, a, batch_shape, "logits", 1.0)  # e = z - m
+        fi = fi.reshape(-1)  # one flat arg-max index per row, also for a one-row block
         sum_d = np.add.reduce(e, axis=1) if eps > 0 else 0.0
         if soft:
             yb = y[a:b]
             t = tmp[: b - a]
+            tf = t.reshape(-1)
             # sum_j y_j d_j, with 0 * (-inf) = 0 for weightless masked classes
             with np.errstate(invalid="ignore"):
                 np.multiply(yb, e, out=t)
             np.copyto(t, 0.0, where=yb == 0)
             yd = np.add.reduce(t, axis=1)
-            y_k = yb[r, k]
             np.copyto(t, yb)
-            t[r, k] = 0.0
+            y_k = tf[fi]
+            tf[fi] = 0.0
             rest_y = np.add.reduce(t, axis=1)  # sum_{j != k} y_j, without cancellation
         else:
-            lb = labels[a:b]
-            d_y = e[r, lb]
+            li = labels[a:b] if offs is None else labels[a:b] + offs[: b - a]
+            d_y = ef[li]
         np.exp(e, out=e)
-        e[r, k] = 0.0
+        ef[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
         s = np.add.reduce(e, axis=1)
         L = np.log1p(s)  # = logsumexp(z) - m
 
-        # loss = sum_j y'_j (L - d_j) with y' = (1 - eps) y + eps / n
+        # loss = sum_j y'_j (L - d_j) with y' = (1 - eps) y + eps / n; every term is >= 0
         if soft:
             Y = (1.0 - eps) * (rest_y + y_k) + eps  # sum of y'
-            with np.errstate(invalid="ignore"):
-                loss = Y * L - ((1.0 - eps) * yd if eps < 1 else 0.0) - smooth * sum_d
-        else:
-            loss = L - smooth * sum_d
+            loss = Y * L
             if eps < 1:
-                loss = loss - (1.0 - eps) * d_y
+                loss -= (1.0 - eps) * yd
+        else:
+            loss = L - d_y if eps == 0 else L - (1.0 - eps) * d_y if eps < 1 else L
+        if eps > 0:
+            loss -= smooth * sum_d
         loss_rows[a:b] = loss
 
         if want_grad:
-            inv = 1.0 / (1.0 + s)
+            inv = np.reciprocal(s + 1.0)  # p_k = 1 / (1 + s)
             frac_rest = s * inv  # = sum_{j != k} p_j = 1 - p_k, accurately
             if soft:
                 # grad = c (p Y - y'); the arg-max entry is c (sum_{j != k} y'_j - (1 - p_k) Y)
-                e *= (c * Y * inv)[:, None]
+                np.multiply(e, _col(c * Y * inv), out=e)
                 if eps < 1:
                     e -= (c * (1.0 - eps)) * yb
                 if eps > 0:
                     e -= c * smooth
-                rest_y_s = (1.0 - eps) * rest_y + smooth * (n - 1)
-                e[r, k] = c * (rest_y_s - frac_rest * Y)
+                rest_ys = (1.0 - eps) * rest_y + smooth * (n - 1)
+                ef[fi] = c * (rest_ys - frac_rest * Y)
             else:
-                e *= (c * inv)[:, None]
+                np.multiply(e, _col(c * inv), out=e)
                 if eps > 0:
                     e -= c * smooth
-                hit = lb == k
-                e[r, lb] -= c * (1.0 - eps)
-                # arg-max entry: p_k - y'_k; when the label is the arg-max this is
+                ef[li] -= c * (1.0 - eps)
+                # arg-max entry p_k - y'_k: when the label is the arg-max this is
                 # (1 - y'_k) - (1 - p_k), both parts computed without cancellation
-                e[r, k] = np.where(hit, c * (eps - smooth - frac_rest), c * (inv - smooth))
+                ef[fi] = np.where(li == fi, c * (eps - smooth - frac_rest), c * (inv - smooth))
 
     dtype = z.dtype
     if reduction == "none":
-        loss_out = loss_rows.reshape(batch_shape).astype(dtype, copy=False)
+        loss_out = loss_rows.reshape(batch_shape)
+        if loss_out.dtype != dtype:
+            loss_out = loss_out.astype(dtype)
         if loss_out.ndim == 0:
             loss_out = loss_out[()]
     else:
@@ -150,9 +155,49 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_loss, 
         loss_out = dtype.type(total)
     if not want_grad:
         return loss_out, None
-    moved_shape = batch_shape + (n,)
-    g = np.moveaxis(grad.reshape(moved_shape), -1, ax).astype(dtype, copy=False)
-    return loss_out, g
+    if ax == z.ndim - 1:
+        g = grad.reshape(z.shape)
+    else:
+        g = np.moveaxis(grad.reshape(batch_shape + (n,)), -1, ax)
+    return loss_out, (g if g.dtype == dtype else g.astype(dtype))
+
+
+def _one_row_labels(z, ax, row, label, reduction, eps, want_grad):
+    """The tiny-input fast path of the loop above for one row and an integer label.
+
+    Same operations in the same precision (numpy scalars of the row's dtype instead of
+    length-1 arrays), so the results are bitwise identical; none of the block bookkeeping.
+    """
+    k, _, e = row  # e = z - m, a new (1, n) array
+    n = e.shape[1]
+    ef = e.reshape(-1)
+    smooth = eps / n
+    d_y = ef[label]
+    sum_d = np.add.reduce(e, axis=None) if eps > 0 else 0.0
+    np.exp(e, out=e)
+    ef[k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+    s = np.add.reduce(e, axis=None)
+    L = np.log1p(s)
+    loss = L - d_y if eps == 0 else L - (1.0 - eps) * d_y if eps < 1 else L
+    if eps > 0:
+        loss -= smooth * sum_d
+    dtype = z.dtype
+    if reduction == "none":
+        loss_out = np.full(z.shape[:ax] + z.shape[ax + 1 :], loss, dtype=dtype)
+        loss_out = loss_out if loss_out.ndim else loss_out[()]
+    else:
+        loss_out = dtype.type(loss)
+    if not want_grad:
+        return loss_out, None
+    inv = np.reciprocal(s + 1.0)
+    frac_rest = s * inv
+    e *= 1.0 * inv  # c = 1 for a single row
+    if eps > 0:
+        e -= smooth
+    ef[label] -= 1.0 - eps
+    ef[k] = (eps - smooth - frac_rest) if label == k else (inv - smooth)
+    g = e.reshape(z.shape)
+    return loss_out, (g if g.dtype == dtype else g.astype(dtype))
 
 
 _PARAMS = """
@@ -185,15 +230,15 @@ _RAISES = """
 
 
 def cross_entropy(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, False)[0]
+    return _cross_entropy(logits, target, axis, reduction, label_smoothing, False)[0]
 
 
 def cross_entropy_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, True)[1]
+    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True)[1]
 
 
 def cross_entropy_with_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, True)
+    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True)
 
 
 cross_entropy.__doc__ = (

@@ -16,6 +16,8 @@ keeps all of its digits, where ``log(1 + s)`` would round to exactly 0. This is 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from softgrad._validation import (
@@ -37,39 +39,76 @@ __all__ = [
     "softmax_vjp",
 ]
 
-# Elements per block of rows: 32 Ki float64 = 256 KiB; with a scratch block and the output
-# block this stays inside a 1 MiB L2 cache.
-_BLOCK_ELEMS = 1 << 15
+# Rows are processed in blocks of about this many bytes: a block of logits, its output and a
+# scratch block together stay well inside a 1 MiB L2 cache.
+_BLOCK_BYTES = 1 << 18
+# Below this |max|, z - max cannot overflow: the spacing of float64 near 1.8e308 is ~2e292,
+# that of float32 near 3.4e38 is ~2e31.
+_SAFE_MAX = {"d": 1e291, "f": 1e30}
 
 
-def _row_blocks(N: int, n: int):
-    step = max(1, _BLOCK_ELEMS // n)
-    for start in range(0, N, step):
-        yield start, min(N, start + step)
+def _block_step(n: int, itemsize: int) -> int:
+    return max(1, (_BLOCK_BYTES // itemsize) // n)
 
 
-def _shift_block(zb, dest, start, batch_shape, name, temperature):
-    """Write ``(z - max) / T`` for a block of rows into ``dest``; return (rows, argmax, max).
+def _row_offsets(N: int, step: int, n: int):
+    """Flat offsets of the first ``min(N, step)`` row starts: turns a per-row column into a flat index."""
+    return np.arange(0, min(N, step) * n, n) if N > 1 else None
 
-    The row maximum doubles as the validity check: NaN, +inf and all -inf rows show up in it.
+
+def _col(v):
+    """``v`` (one value per row) shaped to broadcast against a block of rows.
+
+    A one-row block gets a scalar: numpy's scalar loops are much faster than broadcasting a
+    (1, 1) array, which matters for tiny inputs and for the one-row blocks of a wide vocabulary.
     """
-    k = zb.argmax(axis=1)  # argmax treats NaN as the maximum, so NaN rows are caught below
-    r = np.arange(zb.shape[0])
-    m = zb[r, k]
-    check_finite_rows(m, start, batch_shape, name)
-    # z - m cannot overflow except for logits near +-1.8e308; the result is then -inf, which
-    # is the right answer after exp.
-    with np.errstate(over="ignore"):
-        np.subtract(zb, m[:, None], out=dest)
-        if temperature != 1.0:
-            np.divide(dest, temperature, out=dest)
-    return r, k, m
+    return v[0] if v.shape[0] == 1 else v[:, None]
 
 
-def _rest_sum(e, r, k):
-    """Sum of a row of ``exp(z - m)`` without the arg-max term (which is exactly 1)."""
-    e[r, k] = 0.0
-    return np.add.reduce(e, axis=1)
+def _shift_block(zb, dest, offs, start, batch_shape, name, temperature):
+    """Write ``(z - max) / T`` for a block of rows into ``dest``.
+
+    Returns ``(fi, m)``: the flat positions of each row's arg-max inside the block, and the row
+    maxima (scalars for a one-row block). The maxima double as the validity check: a NaN, a
+    ``+inf`` or an all ``-inf`` row shows up in them (``argmax`` treats NaN as the maximum), so
+    checking costs nothing per entry.
+    """
+    if zb.shape[0] == 1:
+        fi = zb.argmax()
+        m = zb.reshape(-1)[fi]
+        big = abs(float(m))
+        mcol = m
+    else:
+        fi = zb.argmax(axis=1)
+        if offs is not None:
+            fi += offs[: fi.shape[0]]
+        m = zb.reshape(-1)[fi]
+        big = float(np.maximum.reduce(np.abs(m)))
+        mcol = m[:, None]
+    if big < _SAFE_MAX.get(zb.dtype.char, 0.0) and temperature == 1.0:  # False for NaN
+        np.subtract(zb, mcol, out=dest)
+    else:
+        check_finite_rows(np.atleast_1d(m), start, batch_shape, name)
+        # Overflow here only means an entry so far below the max that exp gives 0 anyway.
+        with np.errstate(over="ignore"):
+            np.subtract(zb, mcol, out=dest)
+            if temperature != 1.0:
+                np.divide(dest, temperature, out=dest)
+    return fi, m
+
+
+def _one_row(rows):
+    """For a single row: ``(k, m, d)`` with ``d = z - m`` a new (1, n) array, or None.
+
+    The tiny-input fast path: scalar arithmetic on one row, the same operations as the block
+    loop (so results are bitwise identical), with none of its bookkeeping. Returns None when
+    the row needs the careful path (non-finite or huge maximum).
+    """
+    k = rows.argmax()
+    m = rows.reshape(-1)[k]
+    if abs(float(m)) < _SAFE_MAX.get(rows.dtype.char, 0.0):
+        return k, m, rows - m
+    return None
 
 
 def _check_out(out, shape, dtype, name="out"):
@@ -85,6 +124,20 @@ def _check_out(out, shape, dtype, name="out"):
 
 
 def _prepare(z, axis, name="z"):
+    """Return ``(z, ax, rows, batch_shape)`` with ``rows`` a C-contiguous (N, n) array.
+
+    The common case -- a contiguous float32/float64 array along its last axis -- is a reshape.
+    """
+    if (
+        type(z) is np.ndarray
+        and z.dtype.char in "fd"
+        and type(axis) is int
+        and z.ndim
+        and (axis == -1 or axis == z.ndim - 1)
+        and z.size
+        and z.flags.c_contiguous
+    ):
+        return z, z.ndim - 1, z.reshape(-1, z.shape[-1]), z.shape[:-1]
     z = as_float_array(z, name)
     ax = check_axis(axis, z.ndim, name)
     rows, batch_shape = to_rows(z, ax, name)
@@ -94,26 +147,38 @@ def _prepare(z, axis, name="z"):
     return z, ax, rows, batch_shape
 
 
-def _dest(z, ax, out, cdt):
+def _dest(z, ax, out, rows):
     """Where to write the (N, n) result: straight into ``out`` when its layout allows.
 
     Returns ``(dest, direct)``; ``direct`` says that ``dest`` is a view of ``out``.
     """
-    if out is not None and ax == z.ndim - 1 and out.dtype == cdt and out.flags.c_contiguous:
-        return out.reshape(-1, z.shape[-1]), True
-    return np.empty((z.size // z.shape[ax], z.shape[ax]), dtype=cdt), False
+    if out is None:
+        return np.empty(rows.shape, dtype=rows.dtype), False
+    if ax == z.ndim - 1 and out.dtype == rows.dtype and out.flags.c_contiguous:
+        return out.reshape(rows.shape), True
+    return np.empty(rows.shape, dtype=rows.dtype), False
 
 
 def _finish(res2d, direct, z, ax, out, dtype):
     """Reshape the (N, n) result back to the layout of ``z`` and to ``dtype``, or into ``out``."""
     if direct:
         return out
-    moved_shape = tuple(s for i, s in enumerate(z.shape) if i != ax) + (z.shape[ax],)
-    res = np.moveaxis(res2d.reshape(moved_shape), -1, ax)
+    if ax == z.ndim - 1:
+        res = res2d.reshape(z.shape)
+    else:
+        moved_shape = tuple(s for i, s in enumerate(z.shape) if i != ax) + (z.shape[ax],)
+        res = np.moveaxis(res2d.reshape(moved_shape), -1, ax)
     if out is not None:
         np.copyto(out, res, casting="same_kind")
         return out
-    return res.astype(dtype, copy=False)
+    return res if res.dtype == dtype else res.astype(dtype)
+
+
+def _all_finite(v) -> bool:
+    """Cheap test that a 1-D array is finite; may say False for a finite array whose sum overflows."""
+    if v.shape[0] == 1:
+        return math.isfinite(v.item())
+    return math.isfinite(np.add.reduce(v))
 
 
 def logsumexp(z, axis=-1, keepdims=False, *, out=None):
@@ -166,13 +231,25 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     """
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
-    res = np.empty(N, dtype=rows.dtype)
-    scratch = np.empty((min(N, max(1, _BLOCK_ELEMS // n)), n), dtype=rows.dtype)
-    for a, b in _row_blocks(N, n):
-        e = scratch[: b - a]
-        r, k, m = _shift_block(rows[a:b], e, a, batch_shape, "z", 1.0)
+    if N == 1 and out is None and not keepdims and (row := _one_row(rows)) is not None:
+        k, m, e = row
         np.exp(e, out=e)
-        res[a:b] = m + np.log1p(_rest_sum(e, r, k))
+        e.reshape(-1)[k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        res = m + np.log1p(np.add.reduce(e, axis=None))
+        if res.dtype != z.dtype:
+            res = res.astype(z.dtype)
+        return res.reshape(batch_shape) if batch_shape else res
+    step = _block_step(n, rows.itemsize)
+    offs = _row_offsets(N, step, n)
+    res = np.empty(N, dtype=rows.dtype)
+    scratch = np.empty((min(N, step), n), dtype=rows.dtype)
+    for a in range(0, N, step):
+        b = min(N, a + step)
+        e = scratch[: b - a]
+        fi, m = _shift_block(rows[a:b], e, offs, a, batch_shape, "z", 1.0)
+        np.exp(e, out=e)
+        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        np.add(m, np.log1p(np.add.reduce(e, axis=1)), out=res[a:b])
     shape = batch_shape
     if keepdims:
         shape = list(z.shape)
@@ -183,7 +260,8 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
         _check_out(out, shape, z.dtype)
         np.copyto(out, res, casting="same_kind")
         return out
-    res = res.astype(z.dtype, copy=False)
+    if res.dtype != z.dtype:
+        res = res.astype(z.dtype)
     return res if res.ndim else res[()]
 
 
@@ -232,18 +310,28 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     >>> softmax([0.0, -np.inf])  # a masked class
     array([1., 0.])
     """
-    temperature = check_positive_number(temperature, "temperature")
+    if temperature != 1.0:
+        temperature = check_positive_number(temperature, "temperature")
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
-    _check_out(out, z.shape, z.dtype)
     N, n = rows.shape
-    dest, direct = _dest(z, ax, out, rows.dtype)
-    for a, b in _row_blocks(N, n):
-        p = dest[a:b]
-        r, k, _ = _shift_block(rows[a:b], p, a, batch_shape, "z", temperature)
+    if N == 1 and out is None and temperature == 1.0 and (row := _one_row(rows)) is not None:
+        p = row[2]
         np.exp(p, out=p)
-        inv = 1.0 / (1.0 + _rest_sum(p, r, k))
-        p *= inv[:, None]
-        p[r, k] = inv
+        p *= 1.0 / np.add.reduce(p, axis=None)
+        p = p.reshape(z.shape)
+        return p if p.dtype == z.dtype else p.astype(z.dtype)
+    if out is not None:
+        _check_out(out, z.shape, z.dtype)
+    dest, direct = _dest(z, ax, out, rows)
+    step = _block_step(n, rows.itemsize)
+    offs = _row_offsets(N, step, n)
+    for a in range(0, N, step):
+        b = min(N, a + step)
+        p = dest[a:b]
+        _shift_block(rows[a:b], p, offs, a, batch_shape, "z", temperature)
+        np.exp(p, out=p)
+        inv = np.reciprocal(np.add.reduce(p, axis=1))
+        np.multiply(p, _col(inv), out=p)
     return _finish(dest, direct, z, ax, out, z.dtype)
 
 
@@ -292,18 +380,32 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     >>> float(log_softmax([50.0, 0.0])[0])  # tiny but not 0: -exp(-50)
     -1.9287498479639178e-22
     """
-    temperature = check_positive_number(temperature, "temperature")
+    if temperature != 1.0:
+        temperature = check_positive_number(temperature, "temperature")
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
-    _check_out(out, z.shape, z.dtype)
     N, n = rows.shape
-    dest, direct = _dest(z, ax, out, rows.dtype)
-    scratch = np.empty((min(N, max(1, _BLOCK_ELEMS // n)), n), dtype=rows.dtype)
-    for a, b in _row_blocks(N, n):
+    if N == 1 and out is None and temperature == 1.0 and (row := _one_row(rows)) is not None:
+        k, _, d = row
+        e = np.exp(d)
+        e.reshape(-1)[k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        d -= np.log1p(np.add.reduce(e, axis=None))
+        d = d.reshape(z.shape)
+        return d if d.dtype == z.dtype else d.astype(z.dtype)
+    if out is not None:
+        _check_out(out, z.shape, z.dtype)
+    dest, direct = _dest(z, ax, out, rows)
+    step = _block_step(n, rows.itemsize)
+    offs = _row_offsets(N, step, n)
+    scratch = np.empty((min(N, step), n), dtype=rows.dtype)
+    for a in range(0, N, step):
+        b = min(N, a + step)
         d = dest[a:b]
         e = scratch[: b - a]
-        r, k, _ = _shift_block(rows[a:b], d, a, batch_shape, "z", temperature)
+        fi, _ = _shift_block(rows[a:b], d, offs, a, batch_shape, "z", temperature)
         np.exp(d, out=e)
-        d -= np.log1p(_rest_sum(e, r, k))[:, None]
+        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        L = np.log1p(np.add.reduce(e, axis=1))
+        np.subtract(d, _col(L), out=d)
     return _finish(dest, direct, z, ax, out, z.dtype)
 
 
@@ -350,26 +452,57 @@ def softmax_jacobian(z, axis=-1):
 
 
 def _vjp_like(p, g, axis, pname, gname, out):
-    p = as_float_array(p, pname)
-    g = as_float_array(g, gname)
-    if p.shape != g.shape:
-        raise ValueError(f"{gname} has shape {g.shape}, but {pname} has shape {p.shape}")
-    dtype = np.result_type(p.dtype, g.dtype)
-    ax = check_axis(axis, p.ndim, pname)
-    _check_out(out, p.shape, dtype)
-    prow, batch_shape = to_rows(p, ax, pname)
-    grow, _ = to_rows(g, ax, gname)
+    if (
+        type(p) is np.ndarray
+        and type(g) is np.ndarray
+        and p.dtype.char in "fd"
+        and g.dtype == p.dtype
+        and p.shape == g.shape
+    ):
+        dtype = p.dtype
+        if (
+            out is None
+            and type(axis) is int
+            and p.ndim
+            and (axis == -1 or axis == p.ndim - 1)
+            and 0 < p.size * p.itemsize <= _BLOCK_BYTES
+        ):
+            # Small input: one block, computed directly (same operations as the loop below).
+            dot = np.vecdot(p, g)
+            if p.size == p.shape[-1]:
+                dot = dot.reshape(-1)[0]
+                if math.isfinite(dot):
+                    res = g - dot
+                    res *= p
+                    return res
+            elif _all_finite(dot.reshape(-1)):
+                res = g - dot[..., None]
+                res *= p
+                return res
+    else:
+        p = as_float_array(p, pname)
+        g = as_float_array(g, gname)
+        if p.shape != g.shape:
+            raise ValueError(f"{gname} has shape {g.shape}, but {pname} has shape {p.shape}")
+        dtype = np.result_type(p.dtype, g.dtype)
+    _, ax, prow, batch_shape = _prepare(p, axis, pname)
+    _, _, grow, _ = _prepare(g, axis, gname)
     cdt = compute_dtype(dtype)
     prow = prow.astype(cdt, copy=False)
     grow = grow.astype(cdt, copy=False)
+    if out is not None:
+        _check_out(out, p.shape, dtype)
     N, n = prow.shape
-    dest, direct = _dest(p, ax, out, cdt)
-    for a, b in _row_blocks(N, n):
+    dest, direct = _dest(p, ax, out, prow)
+    step = _block_step(n, prow.itemsize)
+    for a in range(0, N, step):
+        b = min(N, a + step)
         pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
-        dot = np.vecdot(pb, gb, axis=1)
-        check_finite_pair(dot, batch_shape, f"{pname}/{gname}", a)
+        dot = np.vecdot(pb, gb, axis=1)  # <g, p> per row; J is never formed
+        if not _all_finite(dot):
+            check_finite_pair(dot, batch_shape, f"{pname}/{gname}", a)
         np.subtract(gb, dot[:, None], out=ob)
-        ob *= pb
+        np.multiply(ob, pb, out=ob)
     return _finish(dest, direct, p, ax, out, dtype)
 
 
