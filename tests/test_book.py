@@ -46,7 +46,9 @@ REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 def toc_entries() -> list[str]:
     """Every document named in _toc.yml (root first), as written there."""
-    toc = yaml.safe_load(Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8"))
+    toc = yaml.safe_load(
+        Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8")
+    )
     entries = [toc["root"]]
 
     def walk(node):
@@ -93,7 +95,9 @@ def _soup(path: Path):
 
 
 def _html_files(html_dir: Path) -> list[Path]:
-    return sorted(p for p in html_dir.rglob("*.html") if "_static" not in p.relative_to(html_dir).parts)
+    return sorted(
+        p for p in html_dir.rglob("*.html") if "_static" not in p.relative_to(html_dir).parts
+    )
 
 
 def _is_notebook_chapter(source: Path) -> bool:
@@ -110,21 +114,34 @@ def _is_notebook_chapter(source: Path) -> bool:
 def test_full_build_has_no_warnings(tmp_path):
     """Rebuild the whole book from scratch with -W -n (reusing the execution cache)."""
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", ".", "--builder", "html", "-W", "-n", "--keep-going",
-           "--path-output", str(tmp_path)]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    cmd = [
+        str(jb),
+        "build",
+        ".",
+        "--builder",
+        "html",
+        "-W",
+        "-n",
+        "--keep-going",
+        "--path-output",
+        str(tmp_path),
+    ]
+    run = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     log = run.stdout + run.stderr
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
     # The kernel's own start-up notice is not a Sphinx warning.
     warnings = [w for w in warnings if "Kernel is running over TCP" not in w]
-    assert run.returncode == 0 and not warnings, (
-        f"`{' '.join(cmd)}` failed (exit {run.returncode}):\n" + "\n".join(warnings or log.splitlines()[-40:])
+    assert run.returncode == 0, f"`{' '.join(cmd)}` failed (exit {run.returncode}):\n" + "\n".join(
+        warnings or log.splitlines()[-40:]
     )
+    assert not warnings, "the book built, but with warnings:\n" + "\n".join(warnings)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_toc_page_is_built(html_dir, page):
-    assert (html_dir / f"{page}.html").is_file(), f"{page} is in _toc.yml but {page}.html was not built"
+    assert (html_dir / f"{page}.html").is_file(), (
+        f"{page} is in _toc.yml but {page}.html was not built"
+    )
 
 
 # --------------------------------------------------------------------------- math
@@ -141,7 +158,9 @@ def _text_outside_math_and_code(path: Path) -> str:
     return main.get_text(" ")
 
 
-RAW_TEX = re.compile(r"\$\$|\\frac|\\\(|\\\[|\\begin\{|(?<![\w$])\$[^\s$][^$\n]{0,200}?(?<!\s)\$(?![\w$])")
+RAW_TEX = re.compile(
+    r"\$\$|\\frac|\\\(|\\\[|\\begin\{|(?<![\w$])\$[^\s$][^$\n]{0,200}?(?<!\s)\$(?![\w$])"
+)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
@@ -150,26 +169,42 @@ def test_no_raw_tex_outside_math(html_dir, page):
     if not path.is_file():
         pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
     text = _text_outside_math_and_code(path)
-    hits = [" ".join(text[max(0, m.start() - 50) : m.end() + 50].split()) for m in RAW_TEX.finditer(text)]
-    assert not hits, f"{page}: TeX outside math (a missing $ or an unparsed directive?):\n  " + "\n  ".join(hits[:10])
+    hits = [
+        " ".join(text[max(0, m.start() - 50) : m.end() + 50].split())
+        for m in RAW_TEX.finditer(text)
+    ]
+    assert not hits, (
+        f"{page}: TeX outside math (a missing $ or an unparsed directive?):\n  "
+        + "\n  ".join(hits[:10])
+    )
 
 
 def test_mathjax_is_served_from_the_book(html_dir):
-    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax was not copied into _static"
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file(), (
+        "MathJax was not copied into _static"
+    )
     fonts = list((html_dir / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff"))
     assert fonts, "MathJax's CHTML fonts were not copied into _static/mathjax"
     pages_with_math = 0
     for path in _html_files(html_dir):
         soup = _soup(path)
-        sources = [s["src"] for s in soup.find_all("script", src=True) if "mathjax" in s["src"].lower()]
+        sources = [
+            s["src"] for s in soup.find_all("script", src=True) if "mathjax" in s["src"].lower()
+        ]
         for src in sources:
-            assert not REMOTE.match(src), f"{path.relative_to(html_dir)} loads MathJax from the network: {src}"
+            assert not REMOTE.match(src), (
+                f"{path.relative_to(html_dir)} loads MathJax from the network: {src}"
+            )
             local = (path.parent / src.split("?")[0]).resolve()
-            assert local.is_file(), f"{path.relative_to(html_dir)}: MathJax script {src} does not exist"
+            assert local.is_file(), (
+                f"{path.relative_to(html_dir)}: MathJax script {src} does not exist"
+            )
         if soup.select(".math"):
             pages_with_math += 1
             assert sources, f"{path.relative_to(html_dir)} has math but no MathJax script"
-    assert pages_with_math, "no page of the book has any math: did the MyST math extensions stop working?"
+    assert pages_with_math, (
+        "no page of the book has any math: did the MyST math extensions stop working?"
+    )
 
 
 # --------------------------------------------------------------------------- offline assets
@@ -178,8 +213,15 @@ def test_mathjax_is_served_from_the_book(html_dir):
 def test_no_asset_is_loaded_from_the_network(html_dir):
     problems = []
     attrs = {
-        "script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
-        "audio": "src", "embed": "src", "object": "data", "track": "src",
+        "script": "src",
+        "img": "src",
+        "iframe": "src",
+        "source": "src",
+        "video": "src",
+        "audio": "src",
+        "embed": "src",
+        "object": "data",
+        "track": "src",
     }
     for path in _html_files(html_dir):
         soup = _soup(path)
@@ -190,18 +232,32 @@ def test_no_asset_is_loaded_from_the_network(html_dir):
                     problems.append(f"{rel}: <{name} {attr}={tag[attr]!r}>")
         for tag in soup.find_all("link", href=True):
             rels = {r.lower() for r in tag.get("rel", [])}
-            if rels & {"stylesheet", "preload", "modulepreload", "prefetch", "icon", "manifest", "preconnect",
-                       "dns-prefetch"} and REMOTE.match(tag["href"]):
+            if rels & {
+                "stylesheet",
+                "preload",
+                "modulepreload",
+                "prefetch",
+                "icon",
+                "manifest",
+                "preconnect",
+                "dns-prefetch",
+            } and REMOTE.match(tag["href"]):
                 problems.append(f"{rel}: <link rel={sorted(rels)} href={tag['href']!r}>")
         for tag in soup.find_all("script", src=False):
             for url in re.findall(r"https?://[^\s\"'<>]+", tag.get_text()):
                 if re.search(r"\.(m?js|css)(\W|$)|unpkg|jsdelivr|cdnjs|googleapis", url):
                     problems.append(f"{rel}: an inline script references {url}")
     for css in (html_dir / "_static").rglob("*.css"):
-        text = re.sub(r"/\*.*?\*/", "", css.read_text(encoding="utf-8", errors="replace"), flags=re.DOTALL)
-        for m in re.finditer(r"(?:url\(\s*[\"']?|@import\s+[\"']?)((?:https?:)?//[^\"')\s]+)", text):
+        text = re.sub(
+            r"/\*.*?\*/", "", css.read_text(encoding="utf-8", errors="replace"), flags=re.DOTALL
+        )
+        for m in re.finditer(
+            r"(?:url\(\s*[\"']?|@import\s+[\"']?)((?:https?:)?//[^\"')\s]+)", text
+        ):
             problems.append(f"{css.relative_to(html_dir)}: loads {m.group(1)}")
-    assert not problems, "the book would load these from the network:\n  " + "\n  ".join(sorted(set(problems)))
+    assert not problems, "the book would load these from the network:\n  " + "\n  ".join(
+        sorted(set(problems))
+    )
 
 
 # --------------------------------------------------------------------------- downloads
@@ -217,7 +273,11 @@ def test_page_offers_its_notebook(html_dir, entry):
     path = html_dir / f"{page}.html"
     if not path.is_file():
         pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
-    links = [a["href"] for a in _soup(path).find_all("a", href=True) if a["href"].split("#")[0].endswith(".ipynb")]
+    links = [
+        a["href"]
+        for a in _soup(path).find_all("a", href=True)
+        if a["href"].split("#")[0].endswith(".ipynb")
+    ]
     own = [h for h in links if h.split("#")[0].endswith(f"_sources/{page}.ipynb")]
     assert own, f"{page}: no download link to _sources/{page}.ipynb (links to notebooks: {links})"
     target = (path.parent / own[0]).resolve()
@@ -225,17 +285,21 @@ def test_page_offers_its_notebook(html_dir, entry):
     nb = nbformat.read(target, as_version=4)
     nbformat.validate(nb)
     if source.suffix == ".ipynb":
-        assert [c.source for c in nb.cells] == [c.source for c in nbformat.read(source, as_version=4).cells], (
-            f"{page}: the downloadable notebook differs from {source.relative_to(ROOT)}"
-        )
+        assert [c.source for c in nb.cells] == [
+            c.source for c in nbformat.read(source, as_version=4).cells
+        ], f"{page}: the downloadable notebook differs from {source.relative_to(ROOT)}"
         # Released exercises are shown, not executed: their answers are blank.
-        assert not _soup(path).select(".cell_output"), f"{page}: the exercise page has outputs (was it executed?)"
+        assert not _soup(path).select(".cell_output"), (
+            f"{page}: the exercise page has outputs (was it executed?)"
+        )
     else:
         import jupytext
 
         code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
         got = [c.source for c in nb.cells if c.cell_type == "code"]
-        assert got == code, f"{page}: the downloadable notebook's code cells differ from {source.name}"
+        assert got == code, (
+            f"{page}: the downloadable notebook's code cells differ from {source.name}"
+        )
 
 
 # --------------------------------------------------------------------------- no solutions
@@ -245,9 +309,22 @@ def _published_files(html_dir: Path):
     """(relative path, searchable text) for every text file of the book except theme assets."""
     for path in sorted(html_dir.rglob("*")):
         rel = path.relative_to(html_dir)
-        if not path.is_file() or (rel.parts[0] == "_static" and path.suffix in {".js", ".css", ".woff", ".woff2"}):
+        if not path.is_file() or (
+            rel.parts[0] == "_static" and path.suffix in {".js", ".css", ".woff", ".woff2"}
+        ):
             continue
-        if path.suffix in {".png", ".jpg", ".jpeg", ".gif", ".svg", ".woff", ".woff2", ".inv", ".ico", ".pdf"}:
+        if path.suffix in {
+            ".png",
+            ".jpg",
+            ".jpeg",
+            ".gif",
+            ".svg",
+            ".woff",
+            ".woff2",
+            ".inv",
+            ".ico",
+            ".pdf",
+        }:
             continue
         raw = path.read_text(encoding="utf-8", errors="replace")
         if path.suffix == ".html":
@@ -273,7 +350,9 @@ def _solution_probes() -> tuple[list[tuple[str, str]], int]:
     import nbformat
 
     notebooks = sorted((ROOT / "exercises" / "source").glob("*/*.ipynb"))
-    public = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "chapters").glob("*.md")))
+    public = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((ROOT / "chapters").glob("*.md"))
+    )
     secret: list[tuple[str, str]] = []  # (line, notebook)
     visible: list[str] = []  # what students see anyway, in any released notebook
     for nb_path in notebooks:
@@ -313,7 +392,9 @@ def test_no_solution_markers_in_book(html_dir):
         for marker in SOLUTION_MARKERS
         if marker in text
     ]
-    assert not leaks, "nbgrader solution / hidden-test delimiters in the built book:\n  " + "\n  ".join(leaks)
+    assert not leaks, (
+        "nbgrader solution / hidden-test delimiters in the built book:\n  " + "\n  ".join(leaks)
+    )
 
 
 def test_no_solution_code_in_book(html_dir):
@@ -327,5 +408,9 @@ def test_no_solution_code_in_book(html_dir):
     leaks = []
     for rel, text in _published_files(html_dir):
         squashed = _squash(text)
-        leaks += [f"{rel}: {probe!r} (from {origin})" for probe, origin in probes if probe in squashed]
-    assert not leaks, "solution or hidden-test code in the built book:\n  " + "\n  ".join(leaks[:30])
+        leaks += [
+            f"{rel}: {probe!r} (from {origin})" for probe, origin in probes if probe in squashed
+        ]
+    assert not leaks, "solution or hidden-test code in the built book:\n  " + "\n  ".join(
+        leaks[:30]
+    )

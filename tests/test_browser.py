@@ -44,7 +44,9 @@ RAW_TEX = ("$$", "\\frac", "\\(", "\\[", "\\begin{")
 
 def toc_pages() -> list[str]:
     """Every document named in _toc.yml (root first), as a path without suffix."""
-    toc = yaml.safe_load(Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8"))
+    toc = yaml.safe_load(
+        Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8")
+    )
     pages = [toc["root"]]
 
     def walk(node):
@@ -171,7 +173,9 @@ const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 def _screenshot(driver, path: Path, max_height: int = 16000) -> None:
     """The whole page (up to max_height pixels), not just the window: grow the window, then shoot."""
     width, height = 1280, 1600
-    full = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    full = driver.execute_script(
+        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+    )
     try:
         driver.set_window_size(width, min(max(int(full), height), max_height))
         driver.save_screenshot(str(path))
@@ -182,7 +186,9 @@ def _screenshot(driver, path: Path, max_height: int = 16000) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
 def test_page_in_browser(driver, page):
     html = HTML_DIR / f"{page}.html"
-    assert html.is_file(), f"{page}: no {html.relative_to(HTML_DIR)} in the built book (is it in _toc.yml?)"
+    assert html.is_file(), (
+        f"{page}: no {html.relative_to(HTML_DIR)} in the built book (is it in _toc.yml?)"
+    )
     driver.get_log("browser")  # drop entries from the previous page
     driver.get(html.as_uri())
     for _ in range(100):

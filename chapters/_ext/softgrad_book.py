@@ -74,7 +74,9 @@ def _author_year_style():
     class AuthorYearLabels(BaseLabelStyle):
         def format_labels(self, sorted_entries):
             for entry in sorted_entries:
-                names = [surname(p) for p in entry.persons.get("author", entry.persons.get("editor", []))]
+                names = [
+                    surname(p) for p in entry.persons.get("author", entry.persons.get("editor", []))
+                ]
                 if not names:
                     who = entry.fields.get("title", entry.key)
                 elif len(names) == 1:
