@@ -235,7 +235,7 @@ for cell in nb.cells:
         continue
     errors = [o for o in cell.outputs if o.get("output_type") == "error"]
     rows.append({"grade_id": cell.metadata.get("nbgrader", {}).get("grade_id"),
-                 "error": errors[0]["ename"] + ": " + errors[0]["evalue"][:200] if errors else None})
+                 "error": errors[0]["ename"] + ": " + errors[0]["evalue"][:3000] if errors else None})
 print(json.dumps(rows))
 """
 
@@ -311,3 +311,62 @@ def test_committed_release_is_current(request):
         regenerated = nbformat.read(fresh / path.parent.name / path.name, as_version=4)
         assert [(c.cell_type, c.source) for c in committed.cells] == [
             (c.cell_type, c.source) for c in regenerated.cells], f"{rel} is stale: run `make release`"
+
+
+# One catalogued mistake per answer cell (the seed questions among them): the released notebook, answered
+# with the mistake and otherwise with the model solution, fails the named test cell with that mistake's key.
+MISTAKE_RUNS = {
+    "ex01_stable_softmax": ({
+        "softmax_impl": "def softmax(z):\n    e = np.exp(z)\n    return e / e.sum(axis=-1, keepdims=True)",
+        "log_softmax_impl": "def log_softmax(z):\n    e = np.exp(z - z.max(axis=-1, keepdims=True))\n"
+                            "    return np.log(e / e.sum(axis=-1, keepdims=True))",
+    }, {"test_softmax_stable": "softmax-overflow", "test_log_softmax_stable": "log-softmax-underflow"}),
+    "ex02_softmax_jacobian": ({
+        "jacobian_vectorised_impl": "def softmax_jacobian(z):\n    p = softmax(z)\n"
+                                    "    return p[..., :, None] * (1 - p[..., :, None]) * np.eye(p.shape[-1])",
+        "log_softmax_jacobian_impl": "def log_softmax_jacobian(z):\n    p = softmax(z)\n"
+                                     "    return np.eye(p.shape[-1]) - p[..., :, None]",
+    }, {"test_jacobian_vectorised": "jacobian-diagonal-only", "test_log_softmax_jacobian": "jacobian-transposed"}),
+    "ex03_softmax_backprop": ({
+        "softmax_vjp_impl": "def softmax_vjp(p, g):\n    return g * p - np.sum(g * p, axis=-1, keepdims=True)",
+    }, {"test_softmax_vjp": "vjp-missing-p", "test_vjp_sums_to_zero": "second seed question"}),
+    "ex04_cross_entropy_grad": ({
+        "cross_entropy_grad_impl": "def cross_entropy_grad(z, y):\n    p = softmax(z)\n"
+                                   "    return (np.sum(p * y, axis=-1, keepdims=True) - y) / z.shape[0]",
+    }, {"test_ce_grad_one_hot": "ce-seed-sum-py", "test_ce_grad_batch_mean": "ce-seed-sum-py"}),
+    "ex05_gradient_checker": ({
+        "numerical_gradient_impl": "def numerical_gradient(f, x, h=None):\n    x = np.array(x, dtype=float)\n"
+                                   "    h = 1e-6 if h is None else h\n    g = np.zeros_like(x)\n"
+                                   "    for i in np.ndindex(x.shape):\n        e = np.zeros_like(x)\n"
+                                   "        e[i] = h\n        g[i] = (f(x + e) - f(x)) / h\n    return g",
+    }, {"test_numerical_gradient_central": "gc-forward-difference"}),
+    "ex06_train_classifier": ({
+        "loss_and_grad_impl": "def loss_and_grad(W, b, X, labels):\n    N = X.shape[0]\n"
+                              "    Z = X @ W + b\n    dZ = softmax(Z)\n    dZ[np.arange(N), labels] -= 1.0\n"
+                              "    dZ /= N\n    loss = -np.mean(log_softmax(Z)[np.arange(N), labels])\n"
+                              "    return loss, X.T @ dZ, dZ.mean(axis=0)",
+    }, {"test_loss_and_grad": "train-db-double-mean"}),
+}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_released_notebook_names_the_mistake(released, name, tmp_path):
+    """Answer the released notebook with a catalogued mistake: the test cell fails and names it."""
+    answers, expected = MISTAKE_RUNS[name]
+    src = {meta(c).get("grade_id"): c.source for c in read(source_notebook(name)).cells}
+    nb = nbformat.read(released / name / f"{name}.ipynb", as_version=4)
+    for cell in nb.cells:
+        gid = meta(cell).get("grade_id")
+        if meta(cell).get("solution") and cell.cell_type == "code":
+            cell.source = answers.get(gid, src[gid])
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.run([sys.executable, "-c", _EXECUTE, str(path), str(tmp_path)],
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, f"{name}: could not execute the notebook\n{proc.stderr[-4000:]}"
+    by_id = {r["grade_id"]: r["error"] for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+    for gid, key in expected.items():
+        assert by_id[gid] is not None, f"{name}: {gid} passed although the answer has the mistake {key}"
+        assert key in by_id[gid], f"{name}: {gid} failed without naming {key!r}: {by_id[gid]}"
+    assert by_id.get("imports", "missing") is None, f"{name}: the imports cell fails: {by_id.get('imports')}"
