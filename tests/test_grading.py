@@ -188,6 +188,13 @@ def _build_class(course: Path, subs: Path, out: Path) -> None:
             ),
         ),
     )
+    nb = _answer(fresh(), CORRECT)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import base64\nprint('LEAK' + base64.b64encode(repr(In).encode()).decode())"
+        )
+    )
+    put("history_leak", nb)
     (subs / "invalid_json" / A).mkdir(parents=True)
     (subs / "invalid_json" / A / NB).write_text('{"cells": [ this is not JSON')
     (subs / "missing").mkdir()
@@ -277,7 +284,7 @@ def test_release_names_a_missing_course(tmp_path):
 
 def test_every_submission_has_a_row_and_progress_is_shown(graded):
     rows = graded["rows"]
-    assert len(rows) == 17
+    assert len(rows) == 18
     assert set(next(iter(rows.values()))) == {
         "student",
         "assignment",
@@ -288,7 +295,7 @@ def test_every_submission_has_a_row_and_progress_is_shown(graded):
         "message",
     }
     assert all(r["max_score"] == "4" for r in rows.values())
-    assert re.search(r"\[\d+/17\] correct: ex00_demo ok 3/4", graded["stdout"])
+    assert re.search(r"\[\d+/18\] correct: ex00_demo ok 3/4", graded["stdout"])
 
 
 def test_correct_submission_gets_every_automatic_point(graded):
@@ -389,6 +396,16 @@ def test_student_code_cannot_see_source_gradebook_or_other_students(graded):
     assert SECRET not in page
 
 
+def test_code_that_reads_ipython_history_gets_no_feedback_page(graded):
+    r = graded["rows"]["history_leak"]
+    assert (r["status"], r["score"]) == ("ok", "3")
+    assert "reads IPython's history or shell (In)" in r["flags"]
+    assert "feedback withheld" in r["flags"]
+    page = _feedback(graded, "history_leak")
+    assert "LEAK" not in page
+    assert "held back" in page
+
+
 def test_invalid_json_missing_renamed_and_empty_are_named(graded):
     rows = graded["rows"]
     assert (rows["invalid_json"]["status"], rows["invalid_json"]["score"]) == ("invalid_json", "0")
@@ -402,7 +419,7 @@ def test_invalid_json_missing_renamed_and_empty_are_named(graded):
 
 def test_no_feedback_page_shows_hidden_test_code(graded):
     pages = sorted((graded["out"] / "feedback").rglob("*.html"))
-    assert len(pages) == 17
+    assert len(pages) == 18
     for p in pages:
         text = p.read_text(encoding="utf-8")
         assert SECRET not in text, p
@@ -434,7 +451,7 @@ def test_rerun_is_stable_and_regrades_only_what_changed(graded):
         "2g",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "16 students unchanged" in proc.stdout
+    assert "17 students unchanged" in proc.stdout
     assert (out / "grades.csv").read_text() == before
 
 

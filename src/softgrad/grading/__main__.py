@@ -28,10 +28,19 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("exercises"),
         help="nbgrader course directory (default: exercises)",
     )
+    # --course is also accepted after the command
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--course", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("release", help="generate the student notebooks into COURSE/release/")
-    g = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<assignment>/*.ipynb")
-    g.add_argument("submissions", type=Path)
+    sub.add_parser(
+        "release", parents=[common], help="generate the student notebooks into COURSE/release/"
+    )
+    g = sub.add_parser(
+        "grade", parents=[common], help="autograde SUBMISSIONS/<student>/<assignment>/*.ipynb"
+    )
+    g.add_argument(
+        "submissions", type=Path, help="folder of <student>/<assignment>/<notebook>.ipynb"
+    )
     g.add_argument(
         "--out",
         type=Path,

@@ -42,6 +42,22 @@ COMPARISON_DUNDERS = frozenset(
     }
 )
 _TRACE_HOOKS = frozenset({"settrace", "setprofile", "excepthook", "register"})
+# IPython's record of the code it ran (hidden tests included) and ways to read a caller's frame
+# (a function called by a hidden test could read the expected answer from it)
+# findings after which the feedback page is held back (the code could copy hidden tests out)
+LEAK_RISKS = ("reads IPython's history", "inspects stack frames", "reads linecache")
+_HISTORY_NAMES = frozenset({"In", "Out", "_ih", "_oh", "_i", "_ii", "_iii", "get_ipython"})
+_FRAME_ATTRS = frozenset(
+    {
+        "_getframe",
+        "currentframe",
+        "f_back",
+        "f_locals",
+        "f_globals",
+        "get_referrers",
+        "getouterframes",
+    }
+)
 
 
 @dataclass
@@ -195,6 +211,8 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Import(self, node) -> None:
         for alias in node.names:
+            if alias.name.split(".")[0] == "linecache":
+                self.add("reads linecache (the source of every cell run)")
             mod = alias.name
             bound = alias.asname or mod.split(".")[0]
             if mod == "softgrad" or mod.startswith("softgrad."):
@@ -208,6 +226,8 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node) -> None:
         mod = node.module or ""
+        if mod.split(".")[0] == "linecache":
+            self.add("reads linecache (the source of every cell run)")
         for alias in node.names:
             bound = alias.asname or alias.name
             if mod == "softgrad" or mod.startswith("softgrad."):
@@ -229,6 +249,7 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Attribute(self, node) -> None:
+        self._frames(node)
         name = _dotted(node)
         head, _, rest = name.partition(".")
         first = rest.split(".", 1)[0] if rest else ""
@@ -262,6 +283,17 @@ class _Scanner(ast.NodeVisitor):
             if target.split(".", 1)[0] in self.softgrad_aliases | {"softgrad", "builtins"}:
                 self.add(f"patches {target} with {name}")
         self.generic_visit(node)
+
+    def visit_Name(self, node) -> None:
+        if node.id in _HISTORY_NAMES or re.fullmatch(r"_i\d+", node.id):
+            self.add(f"reads IPython's history or shell ({node.id})")
+        self.generic_visit(node)
+
+    def _frames(self, node) -> None:
+        if isinstance(node, ast.Attribute) and (
+            node.attr in _FRAME_ATTRS or _dotted(node) == "inspect.stack"
+        ):
+            self.add(f"inspects stack frames ({_dotted(node) or node.attr})")
 
     def visit_Constant(self, node) -> None:
         if isinstance(node.value, str):
@@ -307,6 +339,9 @@ def scan_cells(
 _REGEXES = [
     (r"\bos\s*\.\s*_exit\b", "calls os._exit"),
     (r"NBGRADER_EXECUTION", "reads NBGRADER_EXECUTION"),
+    (r"\b(_ih|In|get_ipython)\b", "reads IPython's history or shell"),
+    (r"\blinecache\b", "reads linecache (the source of every cell run)"),
+    (r"\b(_getframe|currentframe|f_back|f_locals)\b", "inspects stack frames"),
     (r"\b__eq__\b", "overrides __eq__"),
     (r"^\s*(def|class)\s+check_\w*|^\s*check_\w*\s*=", "redefines check helper"),
     (

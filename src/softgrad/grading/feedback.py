@@ -22,25 +22,44 @@ def _src(cell) -> str:
     return "".join(s) if isinstance(s, list) else s
 
 
-def hidden_lines(source_nb) -> dict[str, list[str]]:
-    """grade id -> the lines inside its hidden-test regions (in the source notebook)."""
+def hidden_lines(source_nb, *public_nbs) -> dict[str, list[str]]:
+    """grade id -> the lines inside its hidden-test regions (in the source notebook).
+
+    Lines that ``public_nbs`` show anyway (the released notebook's ``import softgrad as sg``, a
+    helper given to the student, or a line the student wrote in the submission) are left out:
+    a feedback page that shows them leaks nothing.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> cell = nbformat.v4.new_code_cell(
+    ...     "check(f)\\n### BEGIN HIDDEN TESTS\\nimport numpy as np\\nassert f(3) == 9\\n"
+    ...     "### END HIDDEN TESTS", metadata={"nbgrader": {"grade_id": "test_f"}})
+    >>> released = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy as np")])
+    >>> hidden_lines(nbformat.v4.new_notebook(cells=[cell]), released)
+    {'test_f': ['assert f(3) == 9']}
+    """
+    public = set()
+    for nb in public_nbs:
+        for cell in nb.cells:
+            public |= {line.strip() for line in _src(cell).splitlines()}
     out: dict[str, list[str]] = {}
     for cell in source_nb.cells:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        inside, lines = False, []
+        inside, found, lines = False, False, []
         for line in _src(cell).splitlines():
             if BEGIN in line:
-                inside = True
+                inside = found = True
             elif END in line:
                 inside = False
-            elif inside:
+            elif inside and line.strip() not in public:
                 lines.append(line)
-        if gid and lines:
+        if gid and found:
             out[gid] = lines
     return out
 
 
-def secrets(hidden: dict[str, list[str]], min_len: int = 8) -> list[str]:
+def secrets(hidden: dict[str, list[str]], min_len: int = 12) -> list[str]:
     """Hidden lines distinctive enough to search for (short ones like ``)`` would match anything)."""
     found = {line.strip() for lines in hidden.values() for line in lines}
     return sorted((s for s in found if len(s) >= min_len), key=len, reverse=True)

@@ -183,14 +183,20 @@ class Grader:
     def _result_path(self, s: str, a: str) -> Path:
         return self.work / "results" / s / f"{a}.json"
 
-    def _cached(self, s: str, a: str, h: str) -> bool:
-        p = self._result_path(s, a)
+    def _done(self, s: str, a: str, h: str) -> dict | None:
+        """The stored result of (s, a) if it was graded from inputs with hash ``h``."""
         try:
-            r = json.loads(p.read_text())
+            r = json.loads(self._result_path(s, a).read_text())
         except (OSError, ValueError):
-            return False
+            return None
+        return r if r.get("hash") == h else None
+
+    def _cached(self, s: str, a: str, h: str) -> bool:
+        """True if a re-run can keep the stored result (a grader error is tried again)."""
+        r = self._done(s, a, h)
         return (
-            r.get("hash") == h
+            r is not None
+            and r.get("status") != ERROR
             and "traceback" not in r
             and all((self.out / "feedback" / f).exists() for f in r.get("feedback", []))
         )
@@ -204,6 +210,8 @@ class Grader:
         return 120 + self.cell_timeout * (cells + 2 * len(todo))
 
     def _grade_student(self, s: str, todo: list[str], hashes: dict) -> None:
+        for a in todo:  # stale: graded from other inputs, or a grader error to try again
+            self._result_path(s, a).unlink(missing_ok=True)
         remaining = list(todo)
         while remaining and not self.cancelled:
             remaining = self._run_worker(s, remaining, hashes)
@@ -283,7 +291,7 @@ class Grader:
         logs = self.work / "results" / s
         logs.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(wdir / "worker.log", logs / "worker.log")
-        left = [a for a in todo if not self._cached(s, a, hashes[a])]
+        left = [a for a in todo if self._done(s, a, hashes[a]) is None]
         if not left or self.cancelled:
             return []
         try:

@@ -215,6 +215,7 @@ class Job:
         shutil.copyfile(self.master / "gradebook.db", root / "gradebook.db")
 
         statuses, flags, notes, messages = [], [], {}, []
+        withhold: set[str] = set()
         runnable = []
         if not sub_dir.is_dir():
             return self.row(
@@ -295,10 +296,14 @@ class Job:
                 allowed=audit.allowed_softgrad_names(released),
             )
             flags += [f"{name}: suspicious: {s}" for s in suspicious]
+            if any(s.startswith(audit.LEAK_RISKS) for s in suspicious):
+                withhold.add(name)
             source_nb = nbformat.read(self.course / "source" / a / name, as_version=4)
-            hidden_by_nb[name] = feedback.hidden_lines(source_nb)
+            hidden_by_nb[name] = feedback.hidden_lines(source_nb, released, sub_nb)
 
+        t_auto = time.monotonic()
         result = self.autograde(root, a)
+        t_auto = time.monotonic() - t_auto
         log = (result.get("log") or "") + (result.get("error") or "")
         autograded = root / "autograded" / self.student / a
         for name in runnable:
@@ -336,12 +341,14 @@ class Job:
             messages.append(
                 f"{pending:g} point{'s await' if pending != 1 else ' awaits'} manual grading"
             )
-        feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags)
+        t_feedback = time.monotonic()
+        feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags, withhold)
+        t_feedback = time.monotonic() - t_feedback
         timings = [
             {k: round(v - t["start"], 3) for k, v in t.items() if k != "start"} for t in TIMINGS
         ]
         TIMINGS.clear()
-        return self.row(
+        row = self.row(
             a,
             _worst(statuses),
             score=score,
@@ -351,6 +358,8 @@ class Job:
             feedback_files=feedback_files,
             timings=timings,
         )
+        row["phases"] = {"autograde": round(t_auto, 3), "feedback": round(t_feedback, 3)}
+        return row
 
     def autograde(self, root: Path, a: str) -> dict:
         from nbgrader.converters import Autograde
@@ -393,7 +402,7 @@ class Job:
                         pending += g.max_score
         return score, max_score, pending
 
-    def feedback(self, root, a, runnable, hidden_by_nb, notes, flags) -> list[str]:
+    def feedback(self, root, a, runnable, hidden_by_nb, notes, flags, withhold) -> list[str]:
         import nbformat
         from nbgrader.converters import GenerateFeedback
         from nbgrader.coursedir import CourseDirectory
@@ -432,11 +441,17 @@ class Job:
                 continue
             text = page.read_text(encoding="utf-8")
             leaked = feedback.leaks(text, hidden_by_nb[name])
-            if leaked:  # never hand out hidden tests, whatever went wrong above
-                flags.append(f"{name}: feedback withheld (it quoted hidden tests)")
+            # never hand out hidden tests: not if the page quotes them, nor if the student's
+            # code could have copied them out in some encoding (history, frames, linecache)
+            if leaked or name in withhold:
+                why = "it quoted hidden tests" if leaked else "code that can read hidden tests"
+                flags.append(f"{name}: feedback withheld ({why})")
                 files.append(
                     self.write_failure_feedback(
-                        a, name, "withheld", "Feedback could not be shown; ask your instructor."
+                        a,
+                        name,
+                        "withheld",
+                        "Your feedback is held back for your instructor to review.",
                     )
                 )
                 continue
