@@ -244,3 +244,23 @@ def test_page_in_browser(driver, page):
             problems.append(f"broken anchor {raw_href!r}: no id {anchor!r} in {target.name}")
 
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def test_index_opens_the_start_page(driver):
+    """`_build/html/index.html` (what a reader opens from disk) lands on Start here, math typeset."""
+    driver.get((HTML_DIR / "index.html").as_uri())
+    start = (HTML_DIR / f"{PAGES[0]}.html").as_uri()
+    for _ in range(100):
+        if driver.current_url.split("#")[0] == start:
+            break
+        time.sleep(0.1)
+    assert driver.current_url.split("#")[0] == start, f"index.html led to {driver.current_url}"
+    # The meta refresh is a second navigation: let it finish before inspecting the page.
+    for _ in range(100):
+        if driver.execute_script("return document.readyState") == "complete":
+            break
+        time.sleep(0.1)
+    time.sleep(0.2)
+    info = driver.execute_async_script(_INSPECT_JS)
+    assert info["mathjax"] == "typeset", f"MathJax {info['mathjax']} on the start page"
+    assert info["mjx"] > 0, "no typeset math on the start page"
