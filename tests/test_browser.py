@@ -8,7 +8,8 @@ file:// URL with every network request routed to nowhere:
   no MathJax error (`mjx-merror`) is shown, and no raw `$$`, `\\frac`, `\\(`, `\\[` or `\\begin{`
   is left in the visible text outside code;
 - every `<img>` has loaded (`naturalWidth > 0`);
-- the browser console has no SEVERE entry (a failed request, a JavaScript error, a blocked font);
+- the page requested nothing but local files (the DevTools network log), and the browser console
+  has no SEVERE entry (a failed request, a JavaScript error, a blocked font);
 - every internal link resolves: the target file exists and its `#anchor`, if any, is an id in it;
 - a screenshot is saved under `_build/screenshots/`.
 
@@ -104,7 +105,7 @@ def driver():
         "--host-resolver-rules=MAP * ~NOTFOUND",
     ):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     drv.set_page_load_timeout(60)
     drv.set_script_timeout(60)
@@ -183,6 +184,17 @@ def _screenshot(driver, path: Path, max_height: int = 16000) -> None:
         driver.set_window_size(width, height)
 
 
+def _requested_urls(driver) -> list[str]:
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
 def test_page_in_browser(driver, page):
     html = HTML_DIR / f"{page}.html"
@@ -190,6 +202,7 @@ def test_page_in_browser(driver, page):
         f"{page}: no {html.relative_to(HTML_DIR)} in the built book (is it in _toc.yml?)"
     )
     driver.get_log("browser")  # drop entries from the previous page
+    driver.get_log("performance")
     driver.get(html.as_uri())
     for _ in range(100):
         if driver.execute_script("return document.readyState") == "complete":
@@ -219,6 +232,17 @@ def test_page_in_browser(driver, page):
     # Images
     if info["badImages"]:
         problems.append(f"images that did not load: {info['badImages']}")
+
+    # Network: every request the page made (DevTools log), whether or not it failed loudly.
+    remote = sorted(
+        {
+            url
+            for url in _requested_urls(driver)
+            if not url.startswith(("file:", "data:", "blob:", "about:", "chrome"))
+        }
+    )
+    if remote:
+        problems.append("requests to the network: " + ", ".join(remote))
 
     # Console
     severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
