@@ -260,6 +260,42 @@ def test_no_asset_is_loaded_from_the_network(html_dir):
     )
 
 
+# --------------------------------------------------------------------------- chapter spine
+
+CHAPTER_PAGES = [p for p in PAGES if re.fullmatch(r"chapters/0[1-9]_\w+", p)]
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES, ids=[p.split("/")[-1] for p in CHAPTER_PAGES])
+def test_chapter_has_the_spine(html_dir, page):
+    """Overview, proofs, a common-mistakes box, hidden worked solutions, summary, exercises, sources."""
+    path = html_dir / f"{page}.html"
+    if not path.is_file():
+        pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
+    main = _soup(path).find("main") or _soup(path)
+    headings = [h.get_text(" ", strip=True) for h in main.find_all(["h2", "h3"])]
+    titles = [
+        t.get_text(" ", strip=True) for t in main.select(".admonition-title, .sd-summary-title")
+    ]
+    missing = [
+        what
+        for what, ok in [
+            ("an Overview section", any("Overview" in h for h in headings)),
+            ("a Summary section", any("Summary" in h for h in headings)),
+            ("an Exercises section", any("Exercise" in h for h in headings)),
+            ("a 'Common mistakes' box", any("mistake" in t.lower() for t in titles)),
+            ("a theorem/proof block (sphinx-proof)", bool(main.select(".proof"))),
+            ("a worked solution behind a toggle", bool(main.select("details, .dropdown"))),
+            (
+                "a link to its graded notebook",
+                any("exercises/release/" in a["href"] for a in main.find_all("a", href=True)),
+            ),
+            ("a citation", bool(main.select("a[href*='bibliography.html#']"))),
+        ]
+        if not ok
+    ]
+    assert not missing, f"{page} lacks " + ", ".join(missing)
+
+
 # --------------------------------------------------------------------------- downloads
 
 
