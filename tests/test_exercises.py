@@ -215,12 +215,6 @@ def test_source_solutions_pass_nbval(name):
     assert proc.returncode == 0, f"{name}: nbval-lax failed\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
 
 
-_RELEASE = """
-import sys
-from softgrad.grading.__main__ import main
-sys.exit(main(["--course", sys.argv[1], "release"]))
-"""
-
 _EXECUTE = """
 import json, sys
 import nbformat
@@ -247,14 +241,17 @@ def released(tmp_path_factory) -> Path:
     shutil.copy(COURSE / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(SOURCE, course / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     env_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": env_bin + os.pathsep + os.environ.get("PATH", "")}
     if importlib.util.find_spec("softgrad.grading") is not None:  # the real `make release` path
-        cmd = [sys.executable, "-c", _RELEASE, str(course)]
+        commands = [[sys.executable, "-m", "softgrad.grading", "--course", str(course), "release"]]
     else:  # plain nbgrader, same course config
-        cmd = [str(Path(env_bin) / "jupyter-nbgrader"), "generate_assignment", "--all", "--force",
-               f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course}/gradebook.db"]
-    proc = subprocess.run(cmd, check=False, cwd=course, capture_output=True, text=True, timeout=TIMEOUT,
-                          env={**os.environ, "PATH": env_bin + os.pathsep + os.environ.get("PATH", "")})
-    assert proc.returncode == 0, f"release failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        commands = [[sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
+                     f"--CourseDirectory.root={course}", f"--CourseDirectory.db_url=sqlite:///{course}/gradebook.db"]
+                    for name in ASSIGNMENTS]
+    for cmd in commands:
+        proc = subprocess.run(cmd, check=False, cwd=course, capture_output=True, text=True, timeout=TIMEOUT,
+                              env=env)
+        assert proc.returncode == 0, f"release failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return course / "release"
 
 
