@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     course = args.course.resolve()
     release = subprocess.run(
         [sys.executable, "-m", "softgrad.grading", "--course", str(course), "release"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if release.returncode:
         print(release.stderr, file=sys.stderr)
@@ -71,8 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         subs, out = base / "subs", base / "out"
         names = synthesise(course, subs, args.students)
-        cmd = [sys.executable, "-m", "softgrad.grading", "--course", str(course), "grade",
-               str(subs), "--out", str(out), "--jobs", str(args.jobs)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "softgrad.grading",
+            "--course",
+            str(course),
+            "grade",
+            str(subs),
+            "--out",
+            str(out),
+            "--jobs",
+            str(args.jobs),
+        ]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wall = time.monotonic() - t0
@@ -100,31 +113,44 @@ def main(argv: list[str] | None = None) -> int:
         lines = [
             "# Grading benchmark",
             "",
-            f"`python benchmarks/bench_grading.py --students {args.students} --jobs {args.jobs}`"
-            f" on {os.cpu_count()} cores ({platform.machine()}, shared with other users),"
-            f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            (
+                f"`python benchmarks/bench_grading.py --students {args.students} --jobs {args.jobs}`"
+                f" on {os.cpu_count()} cores ({platform.machine()}, shared with other users),"
+                f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+            ),
             "",
-            f"- class: {args.students} students x {len(names)} assignments"
-            f" ({', '.join(names)}) = {n} notebooks, answered with the solutions;"
-            f" statuses: {', '.join(statuses)}",
-            f"- wall time, sandboxed, {args.jobs} students at a time: **{wall:.1f} s**"
-            f" ({wall / max(n, 1):.2f} s per notebook)",
-            f"- re-run with nothing changed (every result cached): {rerun_wall:.1f} s"
-            f" (exit {rerun.returncode})",
+            (
+                f"- class: {args.students} students x {len(names)} assignments"
+                f" ({', '.join(names)}) = {n} notebooks, answered with the solutions;"
+                f" statuses: {', '.join(statuses)}"
+            ),
+            (
+                f"- wall time, sandboxed, {args.jobs} students at a time: **{wall:.1f} s**"
+                f" ({wall / max(n, 1):.2f} s per notebook)"
+            ),
+            (
+                f"- re-run with nothing changed (every result cached): {rerun_wall:.1f} s"
+                f" (exit {rerun.returncode})"
+            ),
             "",
-            "Per notebook (summed over the workers, so it exceeds wall time x jobs only by the"
-            " parallelism):",
+            f"- load average (1 min) at the end: {os.getloadavg()[0]:.1f}",
             "",
-            f"- kernel start-up (launch to ready; prlimit + bwrap + Python + ipykernel):"
-            f" {_stats(startup)}",
+            "Per notebook, measured inside its worker (workers run in parallel):",
+            "",
+            (
+                f"- kernel start-up (launch to ready; prlimit + bwrap + Python + ipykernel):"
+                f" {_stats(startup)}"
+            ),
             f"- cell execution: {_stats(execution)}",
             f"- feedback HTML (nbgrader generate_feedback + redaction): {_stats(feedback)}",
             f"- whole notebook in its worker: {_stats(per_nb)}",
-            f"- share of worker time in the kernel: start-up"
-            f" {100 * sum(startup) / max(sum(per_nb), 1e-9):.0f} %, execution"
-            f" {100 * sum(execution) / max(sum(per_nb), 1e-9):.0f} %, the rest (worker start,"
-            f" nbgrader bookkeeping, feedback)"
-            f" {100 * (1 - kernel_total / max(sum(per_nb), 1e-9)):.0f} %",
+            (
+                f"- share of worker time in the kernel: start-up"
+                f" {100 * sum(startup) / max(sum(per_nb), 1e-9):.0f} %, execution"
+                f" {100 * sum(execution) / max(sum(per_nb), 1e-9):.0f} %, the rest (nbgrader bookkeeping, copy and checks,"
+                f" gradebook, feedback)"
+                f" {100 * (1 - kernel_total / max(sum(per_nb), 1e-9)):.0f} %"
+            ),
         ]
         report = "\n".join(lines) + "\n"
         print(report)
