@@ -112,7 +112,10 @@ def _is_notebook_chapter(source: Path) -> bool:
 
 @pytest.mark.slow
 def test_full_build_has_no_warnings(tmp_path):
-    """Rebuild the whole book from scratch with -W -n (reusing the execution cache)."""
+    """Rebuild the whole book from scratch with -W -n, reusing the execution cache.
+
+    Under `make test` this runs right after `make book`, so no chapter should execute again.
+    """
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [
         str(jb),
@@ -135,6 +138,18 @@ def test_full_build_has_no_warnings(tmp_path):
         warnings or log.splitlines()[-40:]
     )
     assert not warnings, "the book built, but with warnings:\n" + "\n".join(warnings)
+
+    # jupyter-cache: a chapter is re-executed only if it changed since _build/html was built.
+    executed = re.findall(r"^(\S+\.(?:md|ipynb)): Executing notebook", log, flags=re.MULTILINE)
+    stale = []
+    for source in map(Path, executed):
+        built = HTML_DIR / source.resolve().relative_to(ROOT).with_suffix(".html")
+        if built.is_file() and source.stat().st_mtime <= built.stat().st_mtime:
+            stale.append(str(source.relative_to(ROOT)))
+    assert not stale, (
+        "re-executed although unchanged since the last `make book` (is the jupyter-cache used?): "
+        + ", ".join(stale)
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
