@@ -4,7 +4,7 @@ Every student submits every assignment of the course, answered with the source n
 solutions (so every notebook runs to the end, as a good class's would). The run is the real
 workflow: sandboxed kernels, autograde, feedback. Per notebook it reports the kernel start-up
 (launch to kernel ready: bwrap, Python, ipykernel), the execution of the cells, and the rest
-(worker start, nbgrader bookkeeping, feedback HTML).
+(nbgrader bookkeeping, copying and checking the submission, feedback HTML).
 
 Usage::
 
