@@ -47,6 +47,10 @@ _BLOCK_BYTES = 1 << 18
 _SAFE_MAX = {"d": 1e291, "f": 1e30}
 
 
+# Longest row whose inner product goes through np.vecdot (BLAS, single-threaded at this size).
+_VECDOT_MAX = 8192
+
+
 def _block_step(n: int, itemsize: int) -> int:
     return max(1, (_BLOCK_BYTES // itemsize) // n)
 
@@ -466,6 +470,7 @@ def _vjp_like(p, g, axis, pname, gname, out):
             and p.ndim
             and (axis == -1 or axis == p.ndim - 1)
             and 0 < p.size * p.itemsize <= _BLOCK_BYTES
+            and p.shape[-1] <= _VECDOT_MAX
         ):
             # Small input: one block, computed directly (same operations as the loop below).
             dot = np.vecdot(p, g)
@@ -498,10 +503,15 @@ def _vjp_like(p, g, axis, pname, gname, out):
     for a in range(0, N, step):
         b = min(N, a + step)
         pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
-        dot = np.vecdot(pb, gb, axis=1)  # <g, p> per row; J is never formed
+        # <g, p> per row; J is never formed. Long rows avoid BLAS (vecdot), which goes
+        # multithreaded above ~10^4 entries and then stalls on a busy machine.
+        if n <= _VECDOT_MAX:
+            dot = np.vecdot(pb, gb, axis=1)
+        else:
+            dot = np.add.reduce(np.multiply(pb, gb, out=ob), axis=1)
         if not _all_finite(dot):
             check_finite_pair(dot, batch_shape, f"{pname}/{gname}", a)
-        np.subtract(gb, dot[:, None], out=ob)
+        np.subtract(gb, _col(dot), out=ob)
         np.multiply(ob, pb, out=ob)
     return _finish(dest, direct, p, ax, out, dtype)
 
