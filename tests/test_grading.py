@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -453,6 +454,44 @@ def test_rerun_is_stable_and_regrades_only_what_changed(graded):
     assert proc.returncode == 0, proc.stderr
     assert "17 students unchanged" in proc.stdout
     assert (out / "grades.csv").read_text() == before
+
+
+def test_interrupted_run_keeps_what_was_graded(course, tmp_path):
+    released = nbformat.read(course / "release" / A / NB, as_version=4)
+    subs, out = tmp_path / "s", tmp_path / "o"
+    for i in range(3):
+        (subs / f"s{i}" / A).mkdir(parents=True)
+        nbformat.write(_answer(released, CORRECT), subs / f"s{i}" / A / NB)
+    args = ["--course", str(course), "grade", str(subs), "--out", str(out), "--jobs", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "softgrad.grading", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    results = out / ".work" / "results"
+    deadline = time.monotonic() + 300
+    while not list(results.glob("*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    kept = sorted(p.parent.name for p in results.glob("*/*.json"))
+    assert kept
+    assert not (out / "grades.csv").exists()
+    assert not list((out / ".work" / "tmp").iterdir())  # private dirs removed
+    assert not list(Path("/sys/fs/cgroup/pids").glob(f"softgrad-{proc.pid}-*"))
+    again = _cli(*args)
+    assert again.returncode == 0, again.stderr
+    unchanged = sum(
+        json.loads((results / s / f"{A}.json").read_text())["status"] == "ok" for s in kept
+    )
+    assert f"({unchanged} students unchanged" in again.stdout
+    with open(out / "grades.csv", newline="") as f:
+        assert [(r["student"], r["status"], r["score"]) for r in csv.DictReader(f)] == [
+            (f"s{i}", "ok", "3") for i in range(3)
+        ]
 
 
 def test_grade_names_a_missing_submissions_dir(course, tmp_path):

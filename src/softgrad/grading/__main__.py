@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: every result finished so far is kept; run the same command again to "
+            "grade the rest",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
