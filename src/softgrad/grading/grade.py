@@ -134,6 +134,11 @@ class Grader:
                 f"({longest} > 100 bytes); choose a shorter output dir"
             )
         names = assignments(self.course)
+        if not self.sandboxed:
+            self.log(
+                "WARNING: --unsafe-no-sandbox: student code runs unconfined, as this user, and "
+                "can read the gradebook, the solutions and the other submissions"
+            )
         if self.sandboxed:
             probe = Path(tempfile.mkdtemp(prefix="probe-", dir=self.work / "tmp"))
             problem = sandbox.self_test(str(probe))
