@@ -145,6 +145,13 @@ class Grader:
             shutil.rmtree(probe, ignore_errors=True)
             if problem:
                 raise GradingError("the grading sandbox does not work here: " + problem)
+            cap = sandbox.make_pids_cgroup(f"softgrad-{os.getpid()}-probe", 8)
+            sandbox.remove_cgroup(cap)
+            if os.geteuid() == 0 and not cap:
+                self.log(
+                    "warning: no writable pids cgroup: the number of processes of a student's "
+                    "kernel is not capped (RLIMIT_NPROC does not bind root)"
+                )
         self.max_scores = prepare_master(self.course, self.work, names, self.log)
         self.names = names
         students = self.students()
