@@ -1,6 +1,6 @@
 """Sphinx glue for the softgrad book (book-infra owns this file).
 
-Three small fixes that keep the book working from disk, offline, with a clean console:
+Small fixes that keep the book working from disk, offline, with a clean console:
 
 1. Offer a ``.ipynb`` download on every MyST Markdown chapter (see below).
 2. Drop sphinx-thebe's scripts and stylesheet from every page. Jupyter Book always loads
