@@ -360,7 +360,9 @@ def test_deleted_test_cell_scores_zero_and_is_flagged(graded):
 def test_redefined_check_helper_is_flagged(graded):
     r = graded["rows"]["redefined_helper"]
     assert "redefines check helper check_matches" in r["flags"]
-    assert float(r["score"]) <= 1  # the hidden test still fails the wrong answer
+    # the test cells ran with check_matches imported afresh: the wrong answer scores nothing
+    assert (r["status"], r["score"]) == ("ok", "0")
+    assert "CheckFailed" in _text(_feedback(graded, "redefined_helper"))
 
 
 def test_always_equal_object_fails_and_is_flagged(graded):
@@ -426,6 +428,7 @@ def test_no_feedback_page_shows_hidden_test_code(graded):
         assert SECRET not in text, p
         assert "hidden_probe_q7x" not in text, p
         assert "BEGIN HIDDEN TESTS" not in text, p
+        assert "grader: fresh check helpers" not in text, p
 
 
 def test_submissions_are_not_graded_in_place(graded):

@@ -38,23 +38,94 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _timed_execute_class():
+def _timed_execute_class(rebind: dict[str, dict[str, str]]):
+    """nbgrader's Execute, timed, running each test cell with fresh check helpers.
+
+    ``rebind`` maps a notebook's name (no extension) to the helpers its locked cells import
+    from ``softgrad.checks`` (``{bound name: name in the module}``). Each test cell that uses
+    one runs with a first line that imports it again, so a student cell that redefines the
+    helper (nbgrader would then give the points) changes nothing; the line is removed again
+    once the notebook has run.
+    """
     from nbgrader.preprocessors import Execute
 
     class TimedExecute(Execute):
-        """nbgrader's Execute, recording kernel start-up and execution time."""
-
         def preprocess(self, nb, resources=None, km=None):
             entry = {"start": time.monotonic()}
             TIMINGS.append(entry)
             self.on_notebook_start = lambda **kw: entry.__setitem__("ready", time.monotonic())
-            self.on_notebook_complete = lambda **kw: entry.__setitem__("done", time.monotonic())
+            key = (resources or {}).get("unique_key", "")
+            added = _prefix_helpers(nb, rebind.get(key, {}))
             try:
                 return super().preprocess(nb, resources, km)
             finally:
                 entry["end"] = time.monotonic()
+                for cell, line in added:
+                    if cell.source.startswith(line + "\n"):
+                        cell.source = cell.source[len(line) + 1 :]
+                    for out in cell.get("outputs", []):
+                        if out.get("traceback"):  # IPython quotes the lines around the error
+                            out["traceback"] = [
+                                "\n".join(x for x in entry.split("\n") if REBIND_TEXT not in x)
+                                for entry in out["traceback"]
+                            ]
 
     return TimedExecute
+
+
+REBIND_TEXT = "grader: fresh check helpers"
+REBIND_MARK = f"  # {REBIND_TEXT}"
+
+
+def checks_imports(released) -> dict[str, str]:
+    """``{bound name: name}`` of what the released notebook imports from ``softgrad.checks``.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    ...     "import numpy as np\\nfrom softgrad.checks import check_softmax, check_matches as cm")])
+    >>> checks_imports(nb)
+    {'check_softmax': 'check_softmax', 'cm': 'check_matches'}
+    """
+    import ast
+
+    found: dict[str, str] = {}
+    for cell in released.cells:
+        meta = audit.nbgrader_meta(cell)
+        if cell.get("cell_type") != "code" or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(audit._strip_magics(audit._source(cell)))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "softgrad.checks":
+                found.update({a.asname or a.name: a.name for a in node.names if a.name != "*"})
+    return found
+
+
+def _prefix_helpers(nb, helpers: dict[str, str]) -> list:
+    import ast
+
+    added = []
+    if not helpers:
+        return added
+    for cell in nb.cells:
+        meta = audit.nbgrader_meta(cell)
+        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(audit._strip_magics(cell.source))
+        except (SyntaxError, ValueError):
+            continue
+        used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(helpers))
+        if used:
+            names = ", ".join(n if helpers[n] == n else f"{helpers[n]} as {n}" for n in used)
+            line = f"from softgrad.checks import {names}{REBIND_MARK}"
+            cell.source = line + "\n" + cell.source
+            added.append((cell, line))
+    return added
 
 
 def _read_notebook(path: Path):
@@ -109,6 +180,7 @@ class Job:
         self.master = Path(spec["master"])
         self.work = Path(spec["work"])
         self.runtime = Path(spec["runtime"])
+        self.rebind: dict[str, dict[str, str]] = {}
         self.results = Path(spec["results"])
         self.feedback_out = Path(spec["feedback"])
         self.policy = sandbox.Policy(**spec["policy"])
@@ -271,6 +343,7 @@ class Job:
         for name in runnable:
             released = nbformat.read(release_dir / name, as_version=4)
             sub_nb = nbformat.read(submitted / name, as_version=4)
+            self.rebind[Path(name).stem] = checks_imports(released)
             found = audit.compare_structure(released, sub_nb)
             deleted_by_nb[name] = found.deleted
             if found.deleted:
@@ -374,7 +447,7 @@ class Job:
         app = Autograde(coursedir=coursedir, config=c)
         app.force = True
         app.create_student = True
-        timed = _timed_execute_class()
+        timed = _timed_execute_class(self.rebind)
         app.autograde_preprocessors = [
             timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
         ]
