@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-GRADER_VERSION = "softgrad-grading-2"  # part of every cache key: bump when grading changes
+GRADER_VERSION = "softgrad-grading-3"  # part of every cache key: bump when grading changes
 
 
 class GradingError(RuntimeError):
