@@ -12,8 +12,10 @@ STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 OUT ?= grading-out
 JOBS ?= 2
+TIMEOUT ?= 30
+MEMORY ?= 2g
 
-.PHONY: help venv book test test-fast release grade lint bench lock clean
+.PHONY: help venv book test test-fast release grade lint bench bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -40,14 +42,17 @@ test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or brow
 	$(PY) -m pytest tests -m "not book and not browser and not notebooks and not grading"
 
 grade: $(STAMP) ## grade SUBMISSIONS=dir (<student>/<assignment>/<notebook>.ipynb) into OUT=grading-out
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2]"; exit 2; }
-	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2] [TIMEOUT=30] [MEMORY=2g]"; exit 2; }
+	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --timeout $(TIMEOUT) --memory $(MEMORY)
 
 lint: $(STAMP) ## ruff over the package and tests
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP) ## run the speed benchmark and print ratios
 	$(PY) benchmarks/bench_softmax.py
+
+bench-grading: release ## time grading 20 students x 6 assignments (writes benchmarks/GRADING_RESULTS.md)
+	$(PY) benchmarks/bench_grading.py --write benchmarks/GRADING_RESULTS.md
 
 lock: ## re-resolve requirements.in into constraints.txt (needs the package registry)
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
