@@ -101,17 +101,28 @@ def _shift_block(zb, dest, offs, start, batch_shape, name, temperature):
     return fi, m
 
 
-def _one_row(rows):
-    """For a single row: ``(k, m, d)`` with ``d = z - m`` a new (1, n) array, or None.
+def _tiny_row(z, axis):
+    """Fast path for one float32/float64 row along the last axis: ``(k, m, z - m)`` or None.
 
-    The tiny-input fast path: scalar arithmetic on one row, the same operations as the block
-    loop (so results are bitwise identical), with none of its bookkeeping. Returns None when
-    the row needs the careful path (non-finite or huge maximum).
+    ``z - m`` is a new (1, n) array. Tiny inputs are dominated by per-call overhead, so this
+    does the block loop's operations (bitwise the same results) with none of its bookkeeping.
+    None means: use the general path (batched, other dtype or axis, non-finite or huge max).
     """
-    k = rows.argmax()
-    m = rows.reshape(-1)[k]
-    if abs(float(m)) < _SAFE_MAX.get(rows.dtype.char, 0.0):
-        return k, m, rows - m
+    if (
+        type(z) is np.ndarray
+        and type(axis) is int
+        and z.ndim
+        and (axis == -1 or axis == z.ndim - 1)
+        and z.size
+        and z.size == z.shape[-1]
+    ):
+        limit = _SAFE_MAX.get(z.dtype.char)
+        if limit is not None:
+            row = z.reshape(1, -1)
+            k = row.argmax()
+            m = row[0, k]
+            if abs(float(m)) < limit:  # False for NaN
+                return k, m, row - m
     return None
 
 
@@ -233,16 +244,14 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     >>> logsumexp(np.zeros((2, 4)))
     array([1.38629436, 1.38629436])
     """
-    z, ax, rows, batch_shape = _prepare(z, axis, "z")
-    N, n = rows.shape
-    if N == 1 and out is None and not keepdims and (row := _one_row(rows)) is not None:
+    if out is None and not keepdims and (row := _tiny_row(z, axis)) is not None:
         k, m, e = row
         np.exp(e, out=e)
-        e.reshape(-1)[k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        e[0, k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
         res = m + np.log1p(np.add.reduce(e, axis=None))
-        if res.dtype != z.dtype:
-            res = res.astype(z.dtype)
-        return res.reshape(batch_shape) if batch_shape else res
+        return res.reshape(z.shape[:-1]) if z.ndim > 1 else res
+    z, ax, rows, batch_shape = _prepare(z, axis, "z")
+    N, n = rows.shape
     step = _block_step(n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     res = np.empty(N, dtype=rows.dtype)
@@ -316,14 +325,13 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     """
     if temperature != 1.0:
         temperature = check_positive_number(temperature, "temperature")
-    z, ax, rows, batch_shape = _prepare(z, axis, "z")
-    N, n = rows.shape
-    if N == 1 and out is None and temperature == 1.0 and (row := _one_row(rows)) is not None:
+    if out is None and temperature == 1.0 and (row := _tiny_row(z, axis)) is not None:
         p = row[2]
         np.exp(p, out=p)
         p *= 1.0 / np.add.reduce(p, axis=None)
-        p = p.reshape(z.shape)
-        return p if p.dtype == z.dtype else p.astype(z.dtype)
+        return p.reshape(z.shape)
+    z, ax, rows, batch_shape = _prepare(z, axis, "z")
+    N, n = rows.shape
     if out is not None:
         _check_out(out, z.shape, z.dtype)
     dest, direct = _dest(z, ax, out, rows)
@@ -386,15 +394,14 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     """
     if temperature != 1.0:
         temperature = check_positive_number(temperature, "temperature")
-    z, ax, rows, batch_shape = _prepare(z, axis, "z")
-    N, n = rows.shape
-    if N == 1 and out is None and temperature == 1.0 and (row := _one_row(rows)) is not None:
+    if out is None and temperature == 1.0 and (row := _tiny_row(z, axis)) is not None:
         k, _, d = row
         e = np.exp(d)
-        e.reshape(-1)[k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        e[0, k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
         d -= np.log1p(np.add.reduce(e, axis=None))
-        d = d.reshape(z.shape)
-        return d if d.dtype == z.dtype else d.astype(z.dtype)
+        return d.reshape(z.shape)
+    z, ax, rows, batch_shape = _prepare(z, axis, "z")
+    N, n = rows.shape
     if out is not None:
         _check_out(out, z.shape, z.dtype)
     dest, direct = _dest(z, ax, out, rows)
@@ -453,6 +460,27 @@ def softmax_jacobian(z, axis=-1):
     diag = np.einsum("...ii->...i", J)  # a writable view of the diagonal
     diag += p
     return J
+
+
+def _tiny_vjp(p, g, axis):
+    """``p * (g - <g, p>)`` for one float32/float64 row along the last axis, or None."""
+    if (
+        type(p) is np.ndarray
+        and type(g) is np.ndarray
+        and type(axis) is int
+        and p.ndim
+        and (axis == -1 or axis == p.ndim - 1)
+        and p.shape == g.shape
+        and p.dtype == g.dtype
+        and p.dtype.char in "fd"
+        and 0 < p.size == p.shape[-1] <= _VECDOT_MAX
+    ):
+        dot = p.reshape(-1).dot(g.reshape(-1))
+        if math.isfinite(dot):
+            res = g - dot
+            res *= p
+            return res
+    return None
 
 
 def _vjp_like(p, g, axis, pname, gname, out):
@@ -551,6 +579,8 @@ def softmax_vjp(p, g, axis=-1, *, out=None):
     >>> bool(np.allclose(softmax_vjp(softmax(z), g), g @ softmax_jacobian(z)))
     True
     """
+    if out is None and (res := _tiny_vjp(p, g, axis)) is not None:
+        return res
     return _vjp_like(p, g, axis, "p", "g", out)
 
 
@@ -586,4 +616,6 @@ def softmax_jvp(p, v, axis=-1, *, out=None):
     >>> softmax_jvp(p, np.array([1.0, 1.0]))  # shifting all logits changes nothing
     array([0., 0.])
     """
+    if out is None and (res := _tiny_vjp(p, v, axis)) is not None:
+        return res
     return _vjp_like(p, v, axis, "p", "v", out)
