@@ -234,14 +234,43 @@ def markdown(results, argv):
     ]
     for op, shape, dtype, times in results:
         copy_r, np_r, sp_r = ratios(times)
-        sp = f"{times['scipy'] * 1e3:.3f} ms" if "scipy" in times else "-"
+        sp = fmt_time(times["scipy"]) if "scipy" in times else "-"
         spr = f"{sp_r:.2f}x" if not math.isnan(sp_r) else "-"
         lines.append(
-            f"| {op} | {shape} | {dtype} | {times['softgrad'] * 1e3:.3f} ms |"
-            f" {times['numpy'] * 1e3:.3f} ms | {sp} | {times['z.copy()'] * 1e3:.3f} ms |"
+            f"| {op} | {shape} | {dtype} | {fmt_time(times['softgrad'])} |"
+            f" {fmt_time(times['numpy'])} | {sp} | {fmt_time(times['z.copy()'])} |"
             f" {copy_r:.2f}x | {np_r:.2f}x | {spr} |"
         )
+    lines += ["", "## Targets (issue 2)", ""] + [f"- {t}" for t in targets(results)]
     return "\n".join(lines) + "\n"
+
+
+def targets(results):
+    """The issue's speed targets, checked against this run's figures."""
+    out = []
+    big = [r for r in results if r[1] == (256, 50257)]
+    for op, _, dtype, times in big:
+        copy_r, _, sp_r = ratios(times)
+        if op in ("softmax", "log_softmax", "xent fwd+bwd"):
+            verdict = "met" if copy_r <= 2.5 else "MISSED"
+            out.append(
+                f"{op} {dtype} at (256, 50257) within 2.5x of z.copy(): {copy_r:.2f}x, {verdict}"
+            )
+        if not math.isnan(sp_r):
+            verdict = "met" if sp_r >= 1.5 else "MISSED"
+            out.append(
+                f"{op} {dtype} at (256, 50257) 1.5x faster than scipy: {sp_r:.2f}x, {verdict}"
+            )
+    slower = [
+        f"{op} {shape} {dtype} ({ratios(times)[1]:.2f}x)"
+        for op, shape, dtype, times in results
+        if ratios(times)[1] < 1.0
+    ]
+    out.append(
+        "never slower than plain numpy: "
+        + ("met at every size" if not slower else "MISSED for " + ", ".join(slower))
+    )
+    return out
 
 
 def _cpu_name():
@@ -274,6 +303,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(header())
     results = run(args.shapes, args.dtypes, args.ops, args.rounds, args.seconds)
+    for line in targets(results):
+        print(line)
     if args.markdown:
         with open(args.markdown, "w") as fh:
             fh.write(markdown(results, argv))
