@@ -101,28 +101,43 @@ def _shift_block(zb, dest, offs, start, batch_shape, name, temperature):
     return fi, m
 
 
-def _tiny_row(z, axis):
-    """Fast path for one float32/float64 row along the last axis: ``(k, m, z - m)`` or None.
+def _small_block(z, axis):
+    """Fast path for float32/float64 input along the last axis that fits in one row block.
 
-    ``z - m`` is a new (1, n) array. Tiny inputs are dominated by per-call overhead, so this
-    does the block loop's operations (bitwise the same results) with none of its bookkeeping.
-    None means: use the general path (batched, other dtype or axis, non-finite or huge max).
+    Returns ``(fi, m, z - m)``: flat arg-max positions (a scalar for a single row), the row
+    maxima (likewise) and a new (N, n) array; or None, meaning "use the general path" (other
+    dtype, axis or size, or a non-finite or huge maximum, which the general path reports or
+    handles). Small inputs are dominated by per-call overhead, so this does the block loop's
+    operations (with bitwise the same results) and none of its bookkeeping.
     """
     if (
         type(z) is np.ndarray
         and type(axis) is int
         and z.ndim
         and (axis == -1 or axis == z.ndim - 1)
-        and z.size
-        and z.size == z.shape[-1]
+        and 0 < z.size * z.itemsize <= _BLOCK_BYTES
     ):
         limit = _SAFE_MAX.get(z.dtype.char)
         if limit is not None:
-            row = z.reshape(1, -1)
-            k = row.argmax()
-            m = row[0, k]
-            if abs(float(m)) < limit:  # False for NaN
-                return k, m, row - m
+            n = z.shape[-1]
+            if z.size == n:
+                row = z.reshape(1, n)
+                k = row.argmax()
+                m = row[0, k]
+                if abs(float(m)) < limit:  # False for NaN
+                    return k, m, row - m
+            else:
+                rows = z.reshape(-1, n)
+                fi = rows.argmax(axis=1)
+                fi += np.arange(0, z.size, n)
+                m = rows.reshape(-1)[fi]
+                if m.shape[0] <= 32:  # plain Python is quicker on a few values
+                    ms = m.tolist()
+                    ok = math.isfinite(sum(ms)) and -limit < min(ms) and max(ms) < limit
+                else:
+                    ok = float(np.maximum.reduce(np.abs(m))) < limit
+                if ok:
+                    return fi, m, rows - m[:, None]
     return None
 
 
@@ -244,12 +259,13 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     >>> logsumexp(np.zeros((2, 4)))
     array([1.38629436, 1.38629436])
     """
-    if out is None and not keepdims and (row := _tiny_row(z, axis)) is not None:
-        k, m, e = row
+    if out is None and not keepdims and (blk := _small_block(z, axis)) is not None:
+        fi, m, e = blk
         np.exp(e, out=e)
-        e[0, k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        res = m + np.log1p(np.add.reduce(e, axis=None))
-        return res.reshape(z.shape[:-1]) if z.ndim > 1 else res
+        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        if z.ndim == 1:
+            return m + np.log1p(np.add.reduce(e, axis=None))
+        return (m + np.log1p(np.add.reduce(e, axis=1))).reshape(z.shape[:-1])
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
     step = _block_step(n, rows.itemsize)
@@ -325,10 +341,13 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     """
     if temperature != 1.0:
         temperature = check_positive_number(temperature, "temperature")
-    if out is None and temperature == 1.0 and (row := _tiny_row(z, axis)) is not None:
-        p = row[2]
+    if out is None and temperature == 1.0 and (blk := _small_block(z, axis)) is not None:
+        p = blk[2]
         np.exp(p, out=p)
-        p *= 1.0 / np.add.reduce(p, axis=None)
+        if p.shape[0] == 1:
+            p *= 1.0 / np.add.reduce(p, axis=None)
+        else:
+            p *= np.reciprocal(np.add.reduce(p, axis=1))[:, None]
         return p.reshape(z.shape)
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
@@ -394,11 +413,14 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     """
     if temperature != 1.0:
         temperature = check_positive_number(temperature, "temperature")
-    if out is None and temperature == 1.0 and (row := _tiny_row(z, axis)) is not None:
-        k, _, d = row
+    if out is None and temperature == 1.0 and (blk := _small_block(z, axis)) is not None:
+        fi, _, d = blk
         e = np.exp(d)
-        e[0, k] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        d -= np.log1p(np.add.reduce(e, axis=None))
+        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        if d.shape[0] == 1:
+            d -= np.log1p(np.add.reduce(e, axis=None))
+        else:
+            d -= np.log1p(np.add.reduce(e, axis=1))[:, None]
         return d.reshape(z.shape)
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
