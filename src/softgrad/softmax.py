@@ -263,8 +263,9 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
         fi, m, e = blk
         np.exp(e, out=e)
         e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        if z.ndim == 1:
-            return m + np.log1p(np.add.reduce(e, axis=None))
+        if e.shape[0] == 1:
+            res = m + np.log1p(np.add.reduce(e, axis=None))
+            return res if z.ndim == 1 else res.reshape(z.shape[:-1])
         return (m + np.log1p(np.add.reduce(e, axis=1))).reshape(z.shape[:-1])
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
