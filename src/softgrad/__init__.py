@@ -13,6 +13,9 @@ float16/32/64 (integers become float64), and never forms an (n, n) matrix unless
 - :func:`numerical_jacobian`, :func:`gradcheck` -- Chapter 5 (sec-gradient-checking)
 """
 
+import sys
+import types
+
 from softgrad.gradcheck import GradcheckResult, gradcheck, numerical_jacobian
 from softgrad.losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
 from softgrad.softmax import (
@@ -40,3 +43,22 @@ __all__ = [
     "softmax_jvp",
     "softmax_vjp",
 ]
+
+
+class _Package(types.ModuleType):
+    """The package module, guarding two public names against their own submodules.
+
+    ``softgrad.softmax`` and ``softgrad.gradcheck`` are functions that share their names with
+    the modules that define them. An import system that re-imports such a module (pytest's
+    ``--import-mode=importlib`` does, when a doctest file is named on the command line) sets
+    the module as an attribute of the package, which would hide the function. Keep the
+    function; the module stays reachable as ``sys.modules["softgrad.softmax"]``.
+    """
+
+    def __setattr__(self, name, value):
+        if name in ("softmax", "gradcheck") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
