@@ -106,187 +106,267 @@ def _catalogue(*mistakes: Mistake) -> dict[str, Mistake]:
 #: every mistake the checks recognise, by key
 MISTAKES: dict[str, Mistake] = _catalogue(
     # -- softmax and log-softmax (chapter 1)
-    Mistake("softmax-overflow",
-     "exp(z) overflows to inf for large logits, and inf/inf gives NaN (the naive softmax).",
-     "subtract each row's maximum from z before exponentiating; softmax(z) = softmax(z - max z).",
-     "sec-softmax"),
-    Mistake("softmax-underflow",
-     "every exp(z) underflows to 0 for very negative logits, and 0/0 gives NaN.",
-     "subtract each row's maximum from z before exponentiating.",
-     "sec-softmax"),
-    Mistake("softmax-wrong-axis",
-     "normalised over the wrong axis (axis 0, down the batch) instead of the class axis -1.",
-     "use axis=-1 for the max and the sum, with keepdims=True.",
-     "sec-softmax"),
-    Mistake("softmax-sum-all",
-     "divided by the sum over the whole array instead of each row's own sum.",
-     "sum along axis=-1 with keepdims=True so every row is normalised by itself.",
-     "sec-softmax"),
-    Mistake("softmax-no-keepdims",
-     "took the row max or the row sum without keepdims=True, so it broadcast along the wrong "
-     "axis (entry [i, j] was shifted or divided by a number belonging to row j).",
-     "use z.max(axis=-1, keepdims=True) and e.sum(axis=-1, keepdims=True).",
-     "sec-softmax"),
-    Mistake("softmax-not-normalised",
-     "returned exp(z - max z) without dividing by the row sum.",
-     "divide by e.sum(axis=-1, keepdims=True) so each row sums to 1.",
-     "sec-softmax"),
-    Mistake("log-softmax-underflow",
-     "computed log(softmax(z)): a tiny probability underflows to 0 and its log to -inf, "
-     "although the exact log-probability is a finite number like -1000.",
-     "compute log_softmax(z) = (z - m) - log(sum(exp(z - m))) with m the row maximum; never take "
-     "the log of a probability.",
-     "sec-softmax"),
-    Mistake("logsumexp-overflow",
-     "computed log(sum(exp(z))) without shifting by the maximum: exp overflows and the result is "
-     "-inf or NaN.",
-     "use logsumexp(z) = m + log(sum(exp(z - m))) with m the row maximum.",
-     "sec-softmax"),
-    Mistake("mutated-input",
-     "modified its input array in place (e.g. `z -= z.max()` or `x[i] += h`), which corrupts the "
-     "caller's data.",
-     "work on a copy (`z = z - z.max(...)` makes a new array; `x = x.copy()` before perturbing).",
-     "sec-softmax"),
-    Mistake("reference-call",
-     "called softgrad's own implementation instead of writing the computation with numpy.",
-     "write the formula with numpy; softgrad is what your answer is compared against.",
-     "sec-softmax"),
+    Mistake(
+        "softmax-overflow",
+        "exp(z) overflows to inf for large logits, and inf/inf gives NaN (the naive softmax).",
+        "subtract each row's maximum from z before exponentiating; softmax(z) = softmax(z - max z).",
+        "sec-softmax",
+    ),
+    Mistake(
+        "softmax-underflow",
+        "every exp(z) underflows to 0 for very negative logits, and 0/0 gives NaN.",
+        "subtract each row's maximum from z before exponentiating.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "softmax-wrong-axis",
+        "normalised over the wrong axis (axis 0, down the batch) instead of the class axis -1.",
+        "use axis=-1 for the max and the sum, with keepdims=True.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "softmax-sum-all",
+        "divided by the sum over the whole array instead of each row's own sum.",
+        "sum along axis=-1 with keepdims=True so every row is normalised by itself.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "softmax-no-keepdims",
+        "took the row max or the row sum without keepdims=True, so it broadcast along the wrong "
+        "axis (entry [i, j] was shifted or divided by a number belonging to row j).",
+        "use z.max(axis=-1, keepdims=True) and e.sum(axis=-1, keepdims=True).",
+        "sec-softmax",
+    ),
+    Mistake(
+        "softmax-not-normalised",
+        "returned exp(z - max z) without dividing by the row sum.",
+        "divide by e.sum(axis=-1, keepdims=True) so each row sums to 1.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "log-softmax-underflow",
+        "computed log(softmax(z)): a tiny probability underflows to 0 and its log to -inf, "
+        "although the exact log-probability is a finite number like -1000.",
+        "compute log_softmax(z) = (z - m) - log(sum(exp(z - m))) with m the row maximum; never take "
+        "the log of a probability.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "logsumexp-overflow",
+        "computed log(sum(exp(z))) without shifting by the maximum: exp overflows and the result is "
+        "-inf or NaN.",
+        "use logsumexp(z) = m + log(sum(exp(z - m))) with m the row maximum.",
+        "sec-softmax",
+    ),
+    Mistake(
+        "mutated-input",
+        "modified its input array in place (e.g. `z -= z.max()` or `x[i] += h`), which corrupts the "
+        "caller's data.",
+        "work on a copy (`z = z - z.max(...)` makes a new array; `x = x.copy()` before perturbing).",
+        "sec-softmax",
+    ),
+    Mistake(
+        "reference-call",
+        "called softgrad's own implementation instead of writing the computation with numpy.",
+        "write the formula with numpy; softgrad is what your answer is compared against.",
+        "sec-softmax",
+    ),
     # -- Jacobian (chapter 2)
-    Mistake("jacobian-diagonal-only",
-     "returned only the diagonal p_i (1 - p_i), as if softmax acted elementwise like a sigmoid; "
-     "every p_j depends on every z_i, so the off-diagonal entries -p_i p_j are missing.",
-     "J = diag(p) - outer(p, p).",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-sign",
-     "has the sign flipped: outer(p, p) - diag(p).",
-     "J = diag(p) - outer(p, p); its diagonal p_i (1 - p_i) is positive.",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-missing-diag",
-     "is missing the diag(p) term (only -outer(p, p)).",
-     "J = diag(p) - outer(p, p): the Kronecker delta contributes p_i on the diagonal.",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-of-logits",
-     "used the logits z where the probabilities p = softmax(z) belong.",
-     "first compute p = softmax(z), then build J from p.",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-dot-not-outer",
-     "used p @ p.T (or p.T @ p) on a 1-D array, which is the scalar dot product sum(p**2), "
-     "not the outer product.",
-     "use np.outer(p, p), or p[..., :, None] * p[..., None, :] for a batch.",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-transposed",
-     "is transposed: entry [i, j] must be d out_i / d z_j (row = output, column = input). For "
-     "softmax J is symmetric so this cannot show, but the log-softmax Jacobian I - 1 p^T is not.",
-     "put the output index first: J[..., i, j] = d out_i / d z_j.",
-     "sec-softmax-jacobian"),
-    Mistake("jacobian-batch-layout",
-     "put the batch axis in the wrong place: for z of shape (N, n) the Jacobians must be stacked "
-     "as shape (N, n, n), one matrix per row.",
-     "keep the batch axes first and the two class axes last (..., n, n).",
-     "sec-softmax-jacobian"),
+    Mistake(
+        "jacobian-diagonal-only",
+        "returned only the diagonal p_i (1 - p_i), as if softmax acted elementwise like a sigmoid; "
+        "every p_j depends on every z_i, so the off-diagonal entries -p_i p_j are missing.",
+        "J = diag(p) - outer(p, p).",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-sign",
+        "has the sign flipped: outer(p, p) - diag(p).",
+        "J = diag(p) - outer(p, p); its diagonal p_i (1 - p_i) is positive.",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-missing-diag",
+        "is missing the diag(p) term (only -outer(p, p)).",
+        "J = diag(p) - outer(p, p): the Kronecker delta contributes p_i on the diagonal.",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-of-logits",
+        "used the logits z where the probabilities p = softmax(z) belong.",
+        "first compute p = softmax(z), then build J from p.",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-dot-not-outer",
+        "used p @ p.T (or p.T @ p) on a 1-D array, which is the scalar dot product sum(p**2), "
+        "not the outer product.",
+        "use np.outer(p, p), or p[..., :, None] * p[..., None, :] for a batch.",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-transposed",
+        "is transposed: entry [i, j] must be d out_i / d z_j (row = output, column = input). For "
+        "softmax J is symmetric so this cannot show, but the log-softmax Jacobian I - 1 p^T is not.",
+        "put the output index first: J[..., i, j] = d out_i / d z_j.",
+        "sec-softmax-jacobian",
+    ),
+    Mistake(
+        "jacobian-batch-layout",
+        "put the batch axis in the wrong place: for z of shape (N, n) the Jacobians must be stacked "
+        "as shape (N, n, n), one matrix per row.",
+        "keep the batch axes first and the two class axes last (..., n, n).",
+        "sec-softmax-jacobian",
+    ),
     # -- backprop through softmax (chapter 3)
-    Mistake("vjp-missing-p",
-     "returned s - sum(s) with s = g * p: the sum must be multiplied by p (the second seed "
-     "question), dL/dz = s - p * sum(s).",
-     "dL/dz = p * (g - sum(g * p)), summing along the class axis with keepdims=True.",
-     "sec-softmax-backprop"),
-    Mistake("vjp-sign",
-     "has the sign flipped: p * (<g, p> - g).",
-     "dL/dz = p * (g - <g, p>).",
-     "sec-softmax-backprop"),
-    Mistake("vjp-diagonal-only",
-     "used only the diagonal of the Jacobian, g * p * (1 - p), as for an elementwise sigmoid.",
-     "the off-diagonal terms give the - p * <g, p> part: dL/dz = p * (g - <g, p>).",
-     "sec-softmax-backprop"),
-    Mistake("vjp-wrong-axis",
-     "took the inner product <g, p> over the wrong axis (down the batch, or over everything).",
-     "sum g * p along axis=-1 with keepdims=True: one inner product per row.",
-     "sec-softmax-backprop"),
-    Mistake("vjp-softmax-of-p",
-     "applied softmax to p again: the function receives probabilities, not logits.",
-     "use p as given.",
-     "sec-softmax-backprop"),
-    Mistake("vjp-formed-jacobian",
-     "formed the n x n Jacobian to multiply by it; that costs O(n^2) memory and time per row.",
-     "use dL/dz = p * (g - <g, p>), which needs O(n).",
-     "sec-softmax-backprop"),
+    Mistake(
+        "vjp-missing-p",
+        "returned s - sum(s) with s = g * p: the sum must be multiplied by p (the second seed "
+        "question), dL/dz = s - p * sum(s).",
+        "dL/dz = p * (g - sum(g * p)), summing along the class axis with keepdims=True.",
+        "sec-softmax-backprop",
+    ),
+    Mistake(
+        "vjp-sign",
+        "has the sign flipped: p * (<g, p> - g).",
+        "dL/dz = p * (g - <g, p>).",
+        "sec-softmax-backprop",
+    ),
+    Mistake(
+        "vjp-diagonal-only",
+        "used only the diagonal of the Jacobian, g * p * (1 - p), as for an elementwise sigmoid.",
+        "the off-diagonal terms give the - p * <g, p> part: dL/dz = p * (g - <g, p>).",
+        "sec-softmax-backprop",
+    ),
+    Mistake(
+        "vjp-wrong-axis",
+        "took the inner product <g, p> over the wrong axis (down the batch, or over everything).",
+        "sum g * p along axis=-1 with keepdims=True: one inner product per row.",
+        "sec-softmax-backprop",
+    ),
+    Mistake(
+        "vjp-softmax-of-p",
+        "applied softmax to p again: the function receives probabilities, not logits.",
+        "use p as given.",
+        "sec-softmax-backprop",
+    ),
+    Mistake(
+        "vjp-formed-jacobian",
+        "formed the n x n Jacobian to multiply by it; that costs O(n^2) memory and time per row.",
+        "use dL/dz = p * (g - <g, p>), which needs O(n).",
+        "sec-softmax-backprop",
+    ),
     # -- cross-entropy gradient (chapter 4)
-    Mistake("ce-seed-sum-py",
-     "computed sum_k p_k y_k - y_i (the first seed question): the sum over k of y_k multiplies "
-     "p_i, it is not a sum of p_k y_k.",
-     "dL/dz_i = p_i * sum_k y_k - y_i, which is p_i - y_i when the targets sum to 1.",
-     "sec-cross-entropy"),
-    Mistake("ce-sign",
-     "has the sign flipped (y - p): that is the direction of steepest ascent.",
-     "dL/dz = p * sum(y) - y.",
-     "sec-cross-entropy"),
-    Mistake("ce-missing-mean",
-     "is missing the 1/N of the batch mean: the loss is the mean over the N rows, so each "
-     "row's gradient is divided by N.",
-     "divide the per-row gradient by N = z.shape[0].",
-     "sec-cross-entropy"),
-    Mistake("ce-mean-over-all",
-     "divided by N * C (np.mean over all entries) instead of the number of rows N.",
-     "the loss averages over rows only: divide by N = z.shape[0].",
-     "sec-cross-entropy"),
-    Mistake("ce-p-minus-y-unnormalised",
-     "used p - y where the targets do not sum to 1: p - y is the gradient only when sum(y) = 1.",
-     "dL/dz = p * sum(y, axis=-1, keepdims=True) - y.",
-     "sec-cross-entropy"),
-    Mistake("ce-forgot-softmax",
-     "used the logits z where the probabilities p = softmax(z) belong.",
-     "compute p = softmax(z) (stably) first.",
-     "sec-cross-entropy"),
-    Mistake("ce-softmax-wrong-axis",
-     "computed the softmax over the wrong axis (down the batch).",
-     "normalise each row: axis=-1, keepdims=True.",
-     "sec-cross-entropy"),
+    Mistake(
+        "ce-seed-sum-py",
+        "computed sum_k p_k y_k - y_i (the first seed question): the sum over k of y_k multiplies "
+        "p_i, it is not a sum of p_k y_k.",
+        "dL/dz_i = p_i * sum_k y_k - y_i, which is p_i - y_i when the targets sum to 1.",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-sign",
+        "has the sign flipped (y - p): that is the direction of steepest ascent.",
+        "dL/dz = p * sum(y) - y.",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-missing-mean",
+        "is missing the 1/N of the batch mean: the loss is the mean over the N rows, so each "
+        "row's gradient is divided by N.",
+        "divide the per-row gradient by N = z.shape[0].",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-mean-over-all",
+        "divided by N * C (np.mean over all entries) instead of the number of rows N.",
+        "the loss averages over rows only: divide by N = z.shape[0].",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-p-minus-y-unnormalised",
+        "used p - y where the targets do not sum to 1: p - y is the gradient only when sum(y) = 1.",
+        "dL/dz = p * sum(y, axis=-1, keepdims=True) - y.",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-forgot-softmax",
+        "used the logits z where the probabilities p = softmax(z) belong.",
+        "compute p = softmax(z) (stably) first.",
+        "sec-cross-entropy",
+    ),
+    Mistake(
+        "ce-softmax-wrong-axis",
+        "computed the softmax over the wrong axis (down the batch).",
+        "normalise each row: axis=-1, keepdims=True.",
+        "sec-cross-entropy",
+    ),
     # -- gradient checking (chapter 5)
-    Mistake("gc-forward-difference",
-     "used a forward difference (f(x + h) - f(x)) / h, whose error is O(h); the central "
-     "difference (f(x + h) - f(x - h)) / (2h) has error O(h^2).",
-     "evaluate f at x + h e_i and x - h e_i and divide by 2h.",
-     "sec-gradient-checking"),
-    Mistake("gc-backward-difference",
-     "used a backward difference (f(x) - f(x - h)) / h, whose error is O(h).",
-     "use the central difference (f(x + h) - f(x - h)) / (2h).",
-     "sec-gradient-checking"),
-    Mistake("gc-missing-half",
-     "divided the central difference by h instead of 2h, so the gradient is twice too large.",
-     "(f(x + h e_i) - f(x - h e_i)) / (2 * h).",
-     "sec-gradient-checking"),
-    Mistake("gc-step-too-small",
-     "chose a step so small that rounding error (about eps * |f| / h) swamps the derivative.",
-     "use h of the order of eps**(1/3) * max(1, |x_i|), about 6e-6 * max(1, |x_i|) in float64.",
-     "sec-gradient-checking"),
-    Mistake("gc-step-too-large",
-     "chose a step so large that the truncation error (about h**2 * |f'''| / 6) dominates.",
-     "use h of the order of eps**(1/3) * max(1, |x_i|), about 6e-6 * max(1, |x_i|) in float64.",
-     "sec-gradient-checking"),
-    Mistake("gc-step-not-scaled",
-     "used a fixed absolute step: at |x_i| = 1e8 a step of 1e-5 is not even representable "
-     "(x + h rounds), so the difference quotient is off.",
-     "scale the step with the coordinate: h_i = h0 * max(1, |x_i|).",
-     "sec-gradient-checking"),
+    Mistake(
+        "gc-forward-difference",
+        "used a forward difference (f(x + h) - f(x)) / h, whose error is O(h); the central "
+        "difference (f(x + h) - f(x - h)) / (2h) has error O(h^2).",
+        "evaluate f at x + h e_i and x - h e_i and divide by 2h.",
+        "sec-gradient-checking",
+    ),
+    Mistake(
+        "gc-backward-difference",
+        "used a backward difference (f(x) - f(x - h)) / h, whose error is O(h).",
+        "use the central difference (f(x + h) - f(x - h)) / (2h).",
+        "sec-gradient-checking",
+    ),
+    Mistake(
+        "gc-missing-half",
+        "divided the central difference by h instead of 2h, so the gradient is twice too large.",
+        "(f(x + h e_i) - f(x - h e_i)) / (2 * h).",
+        "sec-gradient-checking",
+    ),
+    Mistake(
+        "gc-step-too-small",
+        "chose a step so small that rounding error (about eps * |f| / h) swamps the derivative.",
+        "use h of the order of eps**(1/3) * max(1, |x_i|), about 6e-6 * max(1, |x_i|) in float64.",
+        "sec-gradient-checking",
+    ),
+    Mistake(
+        "gc-step-too-large",
+        "chose a step so large that the truncation error (about h**2 * |f'''| / 6) dominates.",
+        "use h of the order of eps**(1/3) * max(1, |x_i|), about 6e-6 * max(1, |x_i|) in float64.",
+        "sec-gradient-checking",
+    ),
+    Mistake(
+        "gc-step-not-scaled",
+        "used a fixed absolute step: at |x_i| = 1e8 a step of 1e-5 is not even representable "
+        "(x + h rounds), so the difference quotient is off.",
+        "scale the step with the coordinate: h_i = h0 * max(1, |x_i|).",
+        "sec-gradient-checking",
+    ),
     # -- training (chapter 6)
-    Mistake("train-grad-shape",
-     "returned dW with the shape of W transposed: the gradient has the shape of the parameter.",
-     "dW = X.T @ dZ has shape (D, C) like W.",
-     "sec-putting-together"),
-    Mistake("train-db-double-mean",
-     "averaged db over the batch although dZ already carries the 1/N of the mean loss.",
-     "db = dZ.sum(axis=0).",
-     "sec-putting-together"),
-    Mistake("train-loss-sum",
-     "returned the summed loss instead of the mean over the N examples.",
-     "divide the summed cross-entropy by N (and keep the gradient consistent with it).",
-     "sec-putting-together"),
-    Mistake("train-diverged",
-     "training went the wrong way: the loss grew (gradient ascent, or a learning rate that is "
-     "too large) or became NaN.",
-     "update W -= lr * dW (minus!), check your gradient with a gradient checker, and try a "
-     "smaller lr.",
-     "sec-putting-together"),
+    Mistake(
+        "train-grad-shape",
+        "returned dW with the shape of W transposed: the gradient has the shape of the parameter.",
+        "dW = X.T @ dZ has shape (D, C) like W.",
+        "sec-putting-together",
+    ),
+    Mistake(
+        "train-db-double-mean",
+        "averaged db over the batch although dZ already carries the 1/N of the mean loss.",
+        "db = dZ.sum(axis=0).",
+        "sec-putting-together",
+    ),
+    Mistake(
+        "train-loss-sum",
+        "returned the summed loss instead of the mean over the N examples.",
+        "divide the summed cross-entropy by N (and keep the gradient consistent with it).",
+        "sec-putting-together",
+    ),
+    Mistake(
+        "train-diverged",
+        "training went the wrong way: the loss grew (gradient ascent, or a learning rate that is "
+        "too large) or became NaN.",
+        "update W -= lr * dW (minus!), check your gradient with a gradient checker, and try a "
+        "smaller lr.",
+        "sec-putting-together",
+    ),
 )
 
 
@@ -329,8 +409,13 @@ def _in_softgrad(code) -> bool:
 
 
 def _call(
-    name: str, fn: Callable, args: tuple, probe: str, *,
-    measure_memory: bool = False, allow: tuple[str, ...] = (),
+    name: str,
+    fn: Callable,
+    args: tuple,
+    probe: str,
+    *,
+    measure_memory: bool = False,
+    allow: tuple[str, ...] = (),
 ) -> _Run:
     """Call the student's ``fn(*args)``: record floating-point warnings and calls into softgrad.
 
@@ -399,11 +484,11 @@ def _as_floats(name: str, value: Any, probe: str, what: str = "result") -> np.nd
     Never calls the object's comparison operators; ndarray subclasses become plain ndarrays.
     """
     if value is None:
-        raise CheckFailed(
-            f"{name} returned None on probe {probe!r}: did you forget `return`?"
-        )
+        raise CheckFailed(f"{name} returned None on probe {probe!r}: did you forget `return`?")
     if isinstance(value, (str, bytes)):
-        raise CheckFailed(f"{name} returned a string on probe {probe!r}, not numbers: {value!r:.60}")
+        raise CheckFailed(
+            f"{name} returned a string on probe {probe!r}, not numbers: {value!r:.60}"
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:
@@ -415,7 +500,9 @@ def _as_floats(name: str, value: Any, probe: str, what: str = "result") -> np.nd
     if kind == "c":
         raise CheckFailed(f"{name} returned complex numbers as its {what} on probe {probe!r}.")
     if kind == "b":
-        raise CheckFailed(f"{name} returned booleans as its {what} on probe {probe!r}, not numbers.")
+        raise CheckFailed(
+            f"{name} returned booleans as its {what} on probe {probe!r}, not numbers."
+        )
     if kind not in "fiu":
         raise CheckFailed(
             f"{name} returned a {type(value).__name__} (dtype {arr.dtype}) as its {what} on probe "
@@ -498,9 +585,12 @@ def _run_probes(
         for before, after in zip(probe.args, copies, strict=True):
             if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
                 raise CheckFailed(
-                    f"{name} is wrong on probe {probe.label!r}.\n" + MISTAKES["mutated-input"].describe()
+                    f"{name} is wrong on probe {probe.label!r}.\n"
+                    + MISTAKES["mutated-input"].describe()
                 )
-        got = extract(run.value, probe.label) if extract else _as_floats(name, run.value, probe.label)
+        got = (
+            extract(run.value, probe.label) if extract else _as_floats(name, run.value, probe.label)
+        )
         return got, run
 
     outputs: list[np.ndarray | None] = []
@@ -512,7 +602,7 @@ def _run_probes(
             continue
         # Wrong: collect the answers on the remaining probes too, for a sharper diagnosis.
         outputs.append(got)
-        for later in probes[i + 1:]:
+        for later in probes[i + 1 :]:
             try:
                 outputs.append(result_of(later)[0])
             except CheckFailed:
@@ -532,6 +622,7 @@ def _diagnose(got, probe, probes, outputs, candidates, rtol, atol) -> tuple[str,
 
     First on every probe the student answered, then (weaker) on the failing probe alone.
     """
+
     def agrees(cand: _Candidate, pr: _Probe, out: np.ndarray | None) -> bool | None:
         if out is None:
             return None
@@ -551,7 +642,9 @@ def _diagnose(got, probe, probes, outputs, candidates, rtol, atol) -> tuple[str,
 
 
 def _message(name, probe, got, bad, keys, section, caught) -> str:
-    lines = [f"{name} is wrong on probe {probe.label!r}" + (f": {probe.show}" if probe.show else ".")]
+    lines = [
+        f"{name} is wrong on probe {probe.label!r}" + (f": {probe.show}" if probe.show else ".")
+    ]
     if keys:
         lines += [MISTAKES[k].describe() for k in keys]
     else:
@@ -609,7 +702,10 @@ def _softmax_probes(ref: Callable) -> list[_Probe]:
         ("a wide spread of logits", np.array([0.0, -1000.0, 5.0])),
         ("-inf masks", np.array([[0.0, -np.inf, 1.0, 2.0], [3.0, 3.0, -np.inf, -np.inf]])),
     ]
-    return [_Probe(label, (z,), np.asarray(ref(z), dtype=float), f"z = {_fmt(z)}") for label, z in inputs]
+    return [
+        _Probe(label, (z,), np.asarray(ref(z), dtype=float), f"z = {_fmt(z)}")
+        for label, z in inputs
+    ]
 
 
 def check_softmax(softmax: Callable) -> Passed:
@@ -623,16 +719,30 @@ def check_softmax(softmax: Callable) -> Passed:
     probes = _softmax_probes(sg.softmax)
     candidates = [
         _Candidate(("softmax-overflow",), _naive_softmax),
-        _Candidate(("softmax-underflow",), lambda z: np.where(
-            z.max(axis=-1, keepdims=True) > 0, _stable_softmax_np(z), _naive_softmax(z))),
-        _Candidate(("softmax-wrong-axis",), lambda z: _stable_softmax_np(z, axis=0) if z.ndim > 1 else None),
+        _Candidate(
+            ("softmax-underflow",),
+            lambda z: np.where(
+                z.max(axis=-1, keepdims=True) > 0, _stable_softmax_np(z), _naive_softmax(z)
+            ),
+        ),
+        _Candidate(
+            ("softmax-wrong-axis",), lambda z: _stable_softmax_np(z, axis=0) if z.ndim > 1 else None
+        ),
         _Candidate(("softmax-sum-all",), lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum()),
-        _Candidate(("softmax-no-keepdims",), lambda z: _shifted_exp(z) / _shifted_exp(z).sum(axis=-1)),
+        _Candidate(
+            ("softmax-no-keepdims",), lambda z: _shifted_exp(z) / _shifted_exp(z).sum(axis=-1)
+        ),
         _Candidate(("softmax-no-keepdims",), lambda z: _stable_softmax_np(z - z.max(axis=-1))),
-        _Candidate(("softmax-not-normalised",), lambda z: np.exp(z - z.max(axis=-1, keepdims=True))),
+        _Candidate(
+            ("softmax-not-normalised",), lambda z: np.exp(z - z.max(axis=-1, keepdims=True))
+        ),
     ]
     return _run_probes(
-        "softmax", softmax, probes, candidates, "sec-softmax",
+        "softmax",
+        softmax,
+        probes,
+        candidates,
+        "sec-softmax",
         warning_mistakes=(("overflow", "softmax-overflow"), ("invalid", "softmax-underflow")),
     )
 
@@ -656,14 +766,29 @@ def check_log_softmax(log_softmax: Callable) -> Passed:
         _Candidate(("log-softmax-underflow",), log_of_softmax),
         _Candidate(("softmax-overflow",), lambda z: np.log(_naive_softmax(z))),
         _Candidate(("logsumexp-overflow",), lse_no_shift),
-        _Candidate(("softmax-wrong-axis",), lambda z: np.log(_stable_softmax_np(z, axis=0)) if z.ndim > 1 else None),
+        _Candidate(
+            ("softmax-wrong-axis",),
+            lambda z: np.log(_stable_softmax_np(z, axis=0)) if z.ndim > 1 else None,
+        ),
         _Candidate(("softmax-sum-all",), lambda z: z - z.max() - np.log(np.exp(z - z.max()).sum())),
-        _Candidate(("softmax-no-keepdims",), lambda z: (z - z.max(-1, keepdims=True))
-                   - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))),
+        _Candidate(
+            ("softmax-no-keepdims",),
+            lambda z: (
+                (z - z.max(-1, keepdims=True))
+                - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
+            ),
+        ),
     ]
     return _run_probes(
-        "log_softmax", log_softmax, probes, candidates, "sec-softmax",
-        warning_mistakes=(("divide by zero", "log-softmax-underflow"), ("overflow", "logsumexp-overflow")),
+        "log_softmax",
+        log_softmax,
+        probes,
+        candidates,
+        "sec-softmax",
+        warning_mistakes=(
+            ("divide by zero", "log-softmax-underflow"),
+            ("overflow", "logsumexp-overflow"),
+        ),
     )
 
 
@@ -696,9 +821,13 @@ def check_softmax_jacobian(softmax_jacobian: Callable, *, batched: bool = True) 
         ("large logits", np.array([1000.0, 1001.0, 999.0])),
     ]
     if batched:
-        inputs.append(("a batch of 2 rows of 3 logits", np.array([[0.1, 0.7, -0.4], [2.0, -1.0, 0.3]])))
-    probes = [_Probe(label, (z,), np.asarray(sg.softmax_jacobian(z), dtype=float), f"z = {_fmt(z)}")
-              for label, z in inputs]
+        inputs.append(
+            ("a batch of 2 rows of 3 logits", np.array([[0.1, 0.7, -0.4], [2.0, -1.0, 0.3]]))
+        )
+    probes = [
+        _Probe(label, (z,), np.asarray(sg.softmax_jacobian(z), dtype=float), f"z = {_fmt(z)}")
+        for label, z in inputs
+    ]
 
     def from_p(build):
         return lambda z: build(_stable_softmax_np(z))
@@ -707,13 +836,23 @@ def check_softmax_jacobian(softmax_jacobian: Callable, *, batched: bool = True) 
         _Candidate(("jacobian-diagonal-only",), from_p(lambda p: _diag(p * (1 - p)))),
         _Candidate(("jacobian-sign",), from_p(lambda p: _outer(p) - _diag(p))),
         _Candidate(("jacobian-missing-diag",), from_p(lambda p: -_outer(p))),
-        _Candidate(("jacobian-dot-not-outer",), from_p(lambda p: _diag(p) - np.sum(p * p, -1)[..., None, None])),
+        _Candidate(
+            ("jacobian-dot-not-outer",),
+            from_p(lambda p: _diag(p) - np.sum(p * p, -1)[..., None, None]),
+        ),
         _Candidate(("jacobian-of-logits",), lambda z: _diag(z) - _outer(z)),
-        _Candidate(("softmax-overflow",), lambda z: _diag(_naive_softmax(z)) - _outer(_naive_softmax(z))),
+        _Candidate(
+            ("softmax-overflow",), lambda z: _diag(_naive_softmax(z)) - _outer(_naive_softmax(z))
+        ),
     ]
     return _run_probes(
-        "softmax_jacobian", softmax_jacobian, probes, candidates, "sec-softmax-jacobian",
-        extract=_jacobian_layout("softmax_jacobian", probes), allow=_ALLOW_SOFTMAX,
+        "softmax_jacobian",
+        softmax_jacobian,
+        probes,
+        candidates,
+        "sec-softmax-jacobian",
+        extract=_jacobian_layout("softmax_jacobian", probes),
+        allow=_ALLOW_SOFTMAX,
         warning_mistakes=(("overflow", "softmax-overflow"),),
     )
 
@@ -727,7 +866,10 @@ def _jacobian_layout(name: str, probes: list[_Probe]):
         expected = shapes[label]
         if got.shape != expected.shape and got.ndim == expected.ndim == 3:
             for perm in itertools.permutations(range(3)):
-                if perm != (0, 1, 2) and np.transpose(got, np.argsort(perm)).shape == expected.shape:
+                if (
+                    perm != (0, 1, 2)
+                    and np.transpose(got, np.argsort(perm)).shape == expected.shape
+                ):
                     back = np.transpose(got, np.argsort(perm))
                     if _matches(back, expected, 1e-6, 1e-9):
                         raise CheckFailed(
@@ -764,14 +906,21 @@ def check_log_softmax_jacobian(log_softmax_jacobian: Callable) -> Passed:
         return lambda z: build(_stable_softmax_np(z))
 
     candidates = [
-        _Candidate(("jacobian-transposed",), from_p(lambda p: np.eye(p.shape[-1]) - p[..., :, None])),
+        _Candidate(
+            ("jacobian-transposed",), from_p(lambda p: np.eye(p.shape[-1]) - p[..., :, None])
+        ),
         _Candidate(("jacobian-diagonal-only",), from_p(lambda p: _diag(1 - p))),
         _Candidate(("jacobian-sign",), from_p(lambda p: p[..., None, :] - np.eye(p.shape[-1]))),
         _Candidate(("jacobian-of-logits",), lambda z: np.eye(z.shape[-1]) - z[..., None, :]),
     ]
     return _run_probes(
-        "log_softmax_jacobian", log_softmax_jacobian, probes, candidates, "sec-softmax-jacobian",
-        extract=_jacobian_layout("log_softmax_jacobian", probes), allow=("softmax", "logsumexp"),
+        "log_softmax_jacobian",
+        log_softmax_jacobian,
+        probes,
+        candidates,
+        "sec-softmax-jacobian",
+        extract=_jacobian_layout("log_softmax_jacobian", probes),
+        allow=("softmax", "logsumexp"),
         warning_mistakes=(("overflow", "softmax-overflow"),),
     )
 
@@ -790,12 +939,24 @@ def check_softmax_vjp(softmax_vjp: Callable, *, n_large: int = 2000) -> Passed:
     rng = np.random.default_rng(3)
     inputs = [
         ("a vector", sg.softmax(np.array([1.0, 2.0, 0.5, -1.0])), np.array([0.3, -1.0, 2.0, 0.5])),
-        ("a square batch of 3 rows of 3 classes", sg.softmax(rng.normal(size=(3, 3))), rng.normal(size=(3, 3))),
-        ("a batch of 3 rows of 4 classes", sg.softmax(rng.normal(size=(3, 4))), rng.normal(size=(3, 4))),
+        (
+            "a square batch of 3 rows of 3 classes",
+            sg.softmax(rng.normal(size=(3, 3))),
+            rng.normal(size=(3, 3)),
+        ),
+        (
+            "a batch of 3 rows of 4 classes",
+            sg.softmax(rng.normal(size=(3, 4))),
+            rng.normal(size=(3, 4)),
+        ),
     ]
     probes = [
-        _Probe(label, (np.asarray(p, float), g), np.asarray(sg.softmax_vjp(p, g), dtype=float),
-               f"p = {_fmt(p)}, g = {_fmt(g)}")
+        _Probe(
+            label,
+            (np.asarray(p, float), g),
+            np.asarray(sg.softmax_vjp(p, g), dtype=float),
+            f"p = {_fmt(p)}, g = {_fmt(g)}",
+        )
         for label, p, g in inputs
     ]
 
@@ -807,7 +968,9 @@ def check_softmax_vjp(softmax_vjp: Callable, *, n_large: int = 2000) -> Passed:
         _Candidate(("vjp-sign",), lambda p, g: -right(p, g)),
         _Candidate(("vjp-diagonal-only",), lambda p, g: g * p * (1 - p)),
         _Candidate(("vjp-wrong-axis",), lambda p, g: right(p, g, axis=0) if p.ndim > 1 else None),
-        _Candidate(("vjp-wrong-axis",), lambda p, g: p * (g - np.sum(g * p)) if p.ndim > 1 else None),
+        _Candidate(
+            ("vjp-wrong-axis",), lambda p, g: p * (g - np.sum(g * p)) if p.ndim > 1 else None
+        ),
         _Candidate(("vjp-wrong-axis",), lambda p, g: p * (g - np.sum(g * p, axis=-1))),
         _Candidate(("vjp-softmax-of-p",), lambda p, g: right(_stable_softmax_np(p), g)),
     ]
@@ -837,21 +1000,35 @@ def check_softmax_vjp(softmax_vjp: Callable, *, n_large: int = 2000) -> Passed:
 def _ce_probes(part: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     one_hot = [
         ("one example, one-hot target", np.array([[1.0, 2.0, 0.5]]), np.array([[0.0, 1.0, 0.0]])),
-        ("one example, large logits", np.array([[1000.0, 0.0, -1000.0]]), np.array([[0.0, 0.0, 1.0]])),
+        (
+            "one example, large logits",
+            np.array([[1000.0, 0.0, -1000.0]]),
+            np.array([[0.0, 0.0, 1.0]]),
+        ),
     ]
     soft = [
-        ("one example, soft target summing to 1",
-         np.array([[0.2, -1.0, 3.0, 0.5]]), np.array([[0.1, 0.2, 0.6, 0.1]])),
-        ("one example, class weights summing to 2.5",
-         np.array([[0.2, -1.0, 3.0, 0.5]]), np.array([[0.5, 0.0, 1.5, 0.5]])),
+        (
+            "one example, soft target summing to 1",
+            np.array([[0.2, -1.0, 3.0, 0.5]]),
+            np.array([[0.1, 0.2, 0.6, 0.1]]),
+        ),
+        (
+            "one example, class weights summing to 2.5",
+            np.array([[0.2, -1.0, 3.0, 0.5]]),
+            np.array([[0.5, 0.0, 1.5, 0.5]]),
+        ),
     ]
     batch = [
-        ("a batch of 4 examples with one-hot targets",
-         np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0], [-1.0, 3.0, 2.0], [0.3, 0.1, -0.2]]),
-         np.eye(3)[[1, 0, 2, 2]]),
-        ("a batch of 3 examples with class weights",
-         np.array([[0.2, -1.0, 3.0, 0.5], [1.0, 1.0, 1.0, 1.0], [2.0, -2.0, 0.0, 0.5]]),
-         np.array([[0.5, 0.0, 1.5, 0.5], [0.25, 0.25, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])),
+        (
+            "a batch of 4 examples with one-hot targets",
+            np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0], [-1.0, 3.0, 2.0], [0.3, 0.1, -0.2]]),
+            np.eye(3)[[1, 0, 2, 2]],
+        ),
+        (
+            "a batch of 3 examples with class weights",
+            np.array([[0.2, -1.0, 3.0, 0.5], [1.0, 1.0, 1.0, 1.0], [2.0, -2.0, 0.0, 0.5]]),
+            np.array([[0.5, 0.0, 1.5, 0.5], [0.25, 0.25, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]),
+        ),
     ]
     return {"one_hot": one_hot, "soft": one_hot + soft, "batch": one_hot + soft + batch}[part]
 
@@ -871,9 +1048,12 @@ def check_cross_entropy_grad(cross_entropy_grad: Callable, *, part: str = "batch
         raise ValueError(f"part: expected 'one_hot', 'soft' or 'batch', got {part!r}")
     sg = _ref()
     probes = [
-        _Probe(label, (z, y),
-               np.asarray(sg.cross_entropy_grad(z, y, reduction="mean"), dtype=float),
-               f"z = {_fmt(z)}, y = {_fmt(y)}")
+        _Probe(
+            label,
+            (z, y),
+            np.asarray(sg.cross_entropy_grad(z, y, reduction="mean"), dtype=float),
+            f"z = {_fmt(z)}, y = {_fmt(y)}",
+        )
         for label, z, y in _ce_probes(part)
     ]
 
@@ -882,18 +1062,34 @@ def check_cross_entropy_grad(cross_entropy_grad: Callable, *, part: str = "batch
         "ce-seed-sum-py": lambda z, y: np.sum(_stable_softmax_np(z) * y, -1, keepdims=True) - y,
         "ce-p-minus-y-unnormalised": lambda z, y: _stable_softmax_np(z) - y,
         "ce-forgot-softmax": lambda z, y: z - y,
-        "ce-softmax-wrong-axis": lambda z, y: _stable_softmax_np(z, axis=0) * y.sum(-1, keepdims=True) - y,
+        "ce-softmax-wrong-axis": lambda z, y: (
+            _stable_softmax_np(z, axis=0) * y.sum(-1, keepdims=True) - y
+        ),
     }
-    scales = {None: lambda z: z.shape[0], "ce-missing-mean": lambda z: 1, "ce-mean-over-all": lambda z: z.size}
+    scales = {
+        None: lambda z: z.shape[0],
+        "ce-missing-mean": lambda z: 1,
+        "ce-mean-over-all": lambda z: z.size,
+    }
     candidates = []
-    for (row_key, row), (scale_key, scale), sign in itertools.product(rows.items(), scales.items(), (1, -1)):
+    for (row_key, row), (scale_key, scale), sign in itertools.product(
+        rows.items(), scales.items(), (1, -1)
+    ):
         keys = tuple(k for k in (row_key, "ce-sign" if sign < 0 else None, scale_key) if k)
         if keys:
-            candidates.append(_Candidate(
-                keys, lambda z, y, row=row, scale=scale, sign=sign: sign * row(z, y) / scale(z)))
+            candidates.append(
+                _Candidate(
+                    keys, lambda z, y, row=row, scale=scale, sign=sign: sign * row(z, y) / scale(z)
+                )
+            )
     candidates.sort(key=lambda c: len(c.keys))
     return _run_probes(
-        "cross_entropy_grad", cross_entropy_grad, probes, candidates, "sec-cross-entropy", allow=_ALLOW_SOFTMAX,
+        "cross_entropy_grad",
+        cross_entropy_grad,
+        probes,
+        candidates,
+        "sec-cross-entropy",
+        allow=_ALLOW_SOFTMAX,
         warning_mistakes=(("overflow", "softmax-overflow"), ("invalid", "softmax-overflow")),
     )
 
@@ -959,29 +1155,55 @@ def check_numerical_gradient(numerical_gradient: Callable, *, scale_test: bool =
         return g
 
     probes = [
-        _Probe(f"f(x) = sum(sin(x) x^2) + sum(x)^2 / 2, h = {h}", (_probe_function, x, h),
-               central(_probe_function, x, h), f"x = {_fmt(x)}"),
-        _Probe(f"the same f on a 2 x 2 array x, h = {h}", (_probe_function, x_matrix, h),
-               central(_probe_function, x_matrix, h), f"x = {_fmt(x_matrix)}"),
+        _Probe(
+            f"f(x) = sum(sin(x) x^2) + sum(x)^2 / 2, h = {h}",
+            (_probe_function, x, h),
+            central(_probe_function, x, h),
+            f"x = {_fmt(x)}",
+        ),
+        _Probe(
+            f"the same f on a 2 x 2 array x, h = {h}",
+            (_probe_function, x_matrix, h),
+            central(_probe_function, x_matrix, h),
+            f"x = {_fmt(x_matrix)}",
+        ),
     ]
     candidates = [
         _Candidate(("gc-forward-difference",), lambda f, x, h: central(f, x, h, "forward")),
         _Candidate(("gc-backward-difference",), lambda f, x, h: central(f, x, h, "backward")),
         _Candidate(("gc-missing-half",), lambda f, x, h: central(f, x, h, "double")),
     ]
-    passed = _run_probes(name, numerical_gradient, probes, candidates, section, rtol=1e-6, atol=1e-9,
-                         allow=_ALLOW_SOFTMAX)
+    passed = _run_probes(
+        name,
+        numerical_gradient,
+        probes,
+        candidates,
+        section,
+        rtol=1e-6,
+        atol=1e-9,
+        allow=_ALLOW_SOFTMAX,
+    )
 
     own = [("h=None (your own step)", x, _probe_function, _probe_gradient, 1e-7, 1e-8)]
     if scale_test:
-        own.append(("h=None, f(x) = sum(log(x^2)) at coordinates near 1e8", np.array([1.0e8, -3.0e7, 2.0]),
-                    lambda v: float(np.sum(np.log(v**2))), lambda v: 2.0 / v, 1e-6, 0.0))
+        own.append(
+            (
+                "h=None, f(x) = sum(log(x^2)) at coordinates near 1e8",
+                np.array([1.0e8, -3.0e7, 2.0]),
+                lambda v: float(np.sum(np.log(v**2))),
+                lambda v: 2.0 / v,
+                1e-6,
+                0.0,
+            )
+        )
     for label, x0, f, grad, rtol, atol in own:
         spy = _Spy(f)
         x_arg = x0.copy()
         run = _call(name, numerical_gradient, (spy, x_arg, None), label, allow=_ALLOW_SOFTMAX)
         if not np.array_equal(x_arg, x0):
-            raise CheckFailed(f"{name} is wrong on probe {label!r}.\n" + MISTAKES["mutated-input"].describe())
+            raise CheckFailed(
+                f"{name} is wrong on probe {label!r}.\n" + MISTAKES["mutated-input"].describe()
+            )
         got = _as_floats(name, run.value, label)
         expected = grad(x0)
         bad = _mismatch(got, expected, rtol=rtol, atol=atol)
@@ -997,7 +1219,9 @@ def check_numerical_gradient(numerical_gradient: Callable, *, scale_test: bool =
             keys = ("gc-step-too-large",)
         else:
             keys = ()
-        probe = _Probe(label, (), expected, f"x = {_fmt(x0)}; your step per coordinate: {_fmt(steps)}")
+        probe = _Probe(
+            label, (), expected, f"x = {_fmt(x0)}; your step per coordinate: {_fmt(steps)}"
+        )
         raise CheckFailed(_message(name, probe, got, bad, keys, section, run.warnings))
     return Passed(name, passed.n_probes + len(own))
 
@@ -1033,10 +1257,18 @@ def check_loss_and_grad(loss_and_grad: Callable) -> Passed:
     dz = np.asarray(sg.cross_entropy_grad(z, labels), dtype=float)
     dW, db = X.T @ dz, dz.sum(axis=0)
     label = "X of shape (6, 3), W (3, 4), b (4,), 4 classes"
-    run = _call(name, loss_and_grad, (W.copy(), b.copy(), X.copy(), labels.copy()), label, allow=_ALLOW_SOFTMAX)
+    run = _call(
+        name,
+        loss_and_grad,
+        (W.copy(), b.copy(), X.copy(), labels.copy()),
+        label,
+        allow=_ALLOW_SOFTMAX,
+    )
     value = run.value
     if not isinstance(value, tuple) or len(value) != 3:
-        raise CheckFailed(f"{name} must return a tuple (loss, dW, db), got {type(value).__name__} {value!r:.80}")
+        raise CheckFailed(
+            f"{name} must return a tuple (loss, dW, db), got {type(value).__name__} {value!r:.80}"
+        )
     got_loss = _as_floats(name, value[0], label, "loss")
     got_dW = _as_floats(name, value[1], label, "dW")
     got_db = _as_floats(name, value[2], label, "db")
@@ -1046,10 +1278,14 @@ def check_loss_and_grad(loss_and_grad: Callable) -> Passed:
     def fail(what, got, expected, keys):
         bad = _mismatch(got, expected, 1e-7, 1e-12)
         probe = _Probe(f"{label} ({what})", (), expected, "")
-        raise CheckFailed(_message(name, probe, got, bad, keys, "sec-putting-together", run.warnings))
+        raise CheckFailed(
+            _message(name, probe, got, bad, keys, "sec-putting-together", run.warnings)
+        )
 
     if got_loss.size != 1:
-        raise CheckFailed(f"{name}: the loss must be one number (the mean over rows), got shape {got_loss.shape}.")
+        raise CheckFailed(
+            f"{name}: the loss must be one number (the mean over rows), got shape {got_loss.shape}."
+        )
     got_loss = got_loss.reshape(())
     if _mismatch(got_loss, np.array(loss), 1e-7, 1e-12) is not None:
         keys = ("train-loss-sum",) if np.isclose(got_loss, loss * N) else ()
@@ -1066,7 +1302,9 @@ def check_loss_and_grad(loss_and_grad: Callable) -> Passed:
             ("ce-forgot-softmax",): z - Y,
             ("ce-mean-over-all",): (p - Y) * N / z.size,
         }
-        keys = next((k for k, G in variants.items() if _matches(got_dW, X.T @ (G / N), 1e-6, 1e-9)), ())
+        keys = next(
+            (k for k, G in variants.items() if _matches(got_dW, X.T @ (G / N), 1e-6, 1e-9)), ()
+        )
         fail("dW", got_dW, dW, keys)
     if _mismatch(got_db, db, 1e-7, 1e-12) is not None:
         keys = ("train-db-double-mean",) if _matches(got_db, db / N, 1e-6, 1e-9) else ()
@@ -1086,15 +1324,21 @@ def check_training(train: Callable, *, min_accuracy: float = 0.9) -> Passed:
     run = _call(name, train, (X.copy(), labels.copy(), 3), label, allow=_ALLOW_SOFTMAX)
     value = run.value
     if not isinstance(value, tuple) or len(value) != 3:
-        raise CheckFailed(f"{name} must return a tuple (W, b, losses), got {type(value).__name__} {value!r:.80}")
+        raise CheckFailed(
+            f"{name} must return a tuple (W, b, losses), got {type(value).__name__} {value!r:.80}"
+        )
     W = _as_floats(name, value[0], label, "W")
     b = _as_floats(name, value[1], label, "b")
     losses = _as_floats(name, value[2], label, "losses").reshape(-1)
     if W.shape != (2, 3) or b.shape != (3,):
-        raise CheckFailed(f"{name}: expected W of shape (2, 3) and b of shape (3,), got {W.shape} and {b.shape}.")
+        raise CheckFailed(
+            f"{name}: expected W of shape (2, 3) and b of shape (3,), got {W.shape} and {b.shape}."
+        )
     diverged = MISTAKES["train-diverged"].describe()
     if losses.size < 2:
-        raise CheckFailed(f"{name}: losses must hold the loss of every step, got {losses.size} value(s).")
+        raise CheckFailed(
+            f"{name}: losses must hold the loss of every step, got {losses.size} value(s)."
+        )
     if not np.isfinite(losses).all() or not np.isfinite(W).all() or losses[-1] >= losses[0]:
         raise CheckFailed(
             f"{name} is wrong on probe {label!r}.\n{diverged}\n"
@@ -1142,8 +1386,15 @@ def check_matches(
     probes = []
     for i, item in enumerate(inputs):
         args = item if isinstance(item, tuple) else (item,)
-        args = tuple(np.asarray(a, dtype=float) if isinstance(a, (list, np.ndarray)) else a for a in args)
+        args = tuple(
+            np.asarray(a, dtype=float) if isinstance(a, (list, np.ndarray)) else a for a in args
+        )
         shapes = ", ".join(str(np.shape(a)) for a in args if isinstance(a, np.ndarray))
-        probes.append(_Probe(f"hidden probe {i + 1} (shapes {shapes})", args,
-                             np.asarray(reference(*args), dtype=float)))
+        probes.append(
+            _Probe(
+                f"hidden probe {i + 1} (shapes {shapes})",
+                args,
+                np.asarray(reference(*args), dtype=float),
+            )
+        )
     return _run_probes(name, fn, probes, [], section, rtol=rtol, atol=atol, allow=allow)
