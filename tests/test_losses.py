@@ -260,3 +260,15 @@ def test_large_batches_in_several_blocks_match_row_by_row():
         li, gi = sg.cross_entropy_with_grad(z[i], labels[i], reduction="none")
         assert loss[i] == li
         np.testing.assert_array_equal(grad[i], gi)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_small_and_large_batches_give_bitwise_identical_rows(eps):
+    rng = np.random.default_rng(12)
+    z = rng.normal(scale=4, size=(3000, 9))
+    labels = rng.integers(0, 9, size=3000)
+    kw = {"reduction": "none", "label_smoothing": eps}
+    loss, grad = sg.cross_entropy_with_grad(z, labels, **kw)
+    small_loss, small_grad = sg.cross_entropy_with_grad(z[:4].copy(), labels[:4], **kw)
+    np.testing.assert_array_equal(small_loss, loss[:4])
+    np.testing.assert_array_equal(small_grad, grad[:4])
