@@ -238,3 +238,61 @@ def test_gradcheck_arguments():
         sg.numerical_jacobian(f, np.array([1j]))
     with pytest.raises(ValueError, match=r"eps must be a finite number > 0"):
         sg.numerical_jacobian(f, x, eps=0.0)
+
+
+# pytest runs with filterwarnings = error, so each case below would fail with a numpy
+# RuntimeWarning ("invalid value encountered in vecdot") if one came before the named error.
+VJP_NONFINITE = {
+    "one row, lists": ([1.0, 0.0], [-0.0, -INF]),
+    "one row, arrays": (np.array([1.0, 0.0]), np.array([-0.0, -INF])),
+    "inf - inf": (np.array([1.0, 1.0]), np.array([INF, -INF])),
+    "float16": (np.array([1.0, 0.0], np.float16), np.array([-0.0, -INF], np.float16)),
+    "float32 rows": (
+        np.array([[0.5, 0.5], [1, 0]], np.float32),
+        np.array([[0, 0], [0, INF]], np.float32),
+    ),
+    "long rows": (np.tile([[1.0, 0.0]], (2, 5000)), np.tile([[1.0, INF]], (2, 5000))),
+}
+
+
+@pytest.mark.parametrize("case", list(VJP_NONFINITE))
+@pytest.mark.parametrize(("fn", "gname"), [(sg.softmax_vjp, "g"), (sg.softmax_jvp, "v")])
+def test_vjp_nonfinite_gives_the_named_error_not_a_warning(case, fn, gname):
+    p, g = VJP_NONFINITE[case]
+    with pytest.raises(ValueError, match=rf"^p/{gname}(: row \(\d,\))? contains NaN or inf"):
+        fn(p, g)
+
+
+@pytest.mark.parametrize("shape", [(2,), (3, 2)])
+def test_vjp_overflowing_inner_product_is_named(shape):
+    p = np.full(shape, 1e200)  # not probabilities, so <g, p> overflows
+    with pytest.raises(ValueError, match=r"^p/g(: row \(0,\))?: the inner product .* overflows"):
+        sg.softmax_vjp(p, p)
+
+
+def test_gradcheck_nonfinite_values_fail_quietly():
+    """A NaN or inf in the analytic or numeric side is a FAILED report, never a numpy warning."""
+    f = lambda x: (x**2).sum()
+    x = np.ones(2000)  # random-direction mode
+    res = sg.gradcheck(f, x, grad=lambda x: np.full(x.shape, INF))
+    assert not res.ok
+    assert res.max_rel_error == INF
+    res = sg.gradcheck(lambda x: x**2, np.ones(3), jacobian=np.full((3, 3), INF), n_directions=2)
+    assert not res.ok
+    res = sg.gradcheck(lambda x: x * INF, np.ones(3), jacobian=np.eye(3))
+    assert not res.ok
+    with pytest.raises(ValueError, match=r"^x contains NaN or inf"):
+        sg.gradcheck(f, np.full(2000, NAN), grad=lambda x: 2 * x)
+
+
+def test_numerical_jacobian_of_a_masked_class_is_zero():
+    """log_softmax gives -inf for a masked class whatever x is: its derivative is 0, not NaN."""
+    mask = np.array([0.0, -INF, 0.0])
+    J = sg.numerical_jacobian(lambda x: sg.log_softmax(x + mask), np.array([0.5, 1.0, -1.0]))
+    assert np.all(J[1] == 0)
+    assert np.isfinite(J).all()
+    assert sg.gradcheck(
+        lambda x: sg.log_softmax(x + mask),
+        np.array([0.5, 1.0, -1.0]),
+        jacobian=lambda x: np.where(np.isinf(mask)[:, None], 0.0, np.eye(3) - sg.softmax(x + mask)),
+    ).ok

@@ -120,12 +120,23 @@ def check_finite_rows(m: np.ndarray, row_offset: int, batch_shape: tuple, name: 
     raise ValueError(f"{where} is all -inf, so every class is masked and softmax is undefined")
 
 
-def check_finite_pair(dot: np.ndarray, batch_shape: tuple, names: str, row_offset: int) -> None:
-    """Raise if a per-row inner product is not finite (a NaN or inf in one of the inputs)."""
+def check_finite_pair(
+    dot: np.ndarray, a: np.ndarray, b: np.ndarray, batch_shape: tuple, names: str, row_offset: int
+) -> None:
+    """Raise if a per-row inner product ``dot`` of rows of ``a`` and ``b`` is not finite.
+
+    That means a NaN or inf in one of the inputs, or finite inputs whose product overflows.
+    """
     if np.isfinite(dot).all():
         return
-    r = row_offset + int(np.flatnonzero(~np.isfinite(dot.ravel()))[0])
-    raise ValueError(f"{_prefix(names, r, batch_shape)} contains NaN or inf")
+    bad = int(np.flatnonzero(~np.isfinite(dot.ravel()))[0])
+    where = _prefix(names, row_offset + bad, batch_shape)
+    if np.isfinite(a[bad]).all() and np.isfinite(b[bad]).all():
+        raise ValueError(
+            f"{where}: the inner product of the two overflows (entries too large; "
+            f"{names.split('/')[0]} should hold probabilities)"
+        )
+    raise ValueError(f"{where} contains NaN or inf")
 
 
 def check_positive_number(value, name: str) -> float:

@@ -208,7 +208,25 @@ def _all_finite(v) -> bool:
     """Cheap test that a 1-D array is finite; may say False for a finite array whose sum overflows."""
     if v.shape[0] == 1:
         return math.isfinite(v.item())
-    return math.isfinite(np.add.reduce(v))
+    with np.errstate(over="ignore"):
+        return math.isfinite(np.add.reduce(v))
+
+
+# A NaN or inf in p or g (or an overflowing product) must reach the named check below as a NaN
+# or inf in the inner product, not as a numpy RuntimeWarning first (an error under -W error).
+@np.errstate(invalid="ignore", over="ignore")
+def _quiet_vecdot(p, g):
+    """``<p, g>`` along the last axis, never warning."""
+    return np.vecdot(p, g)
+
+
+@np.errstate(invalid="ignore", over="ignore")
+def _quiet_rowdot(pb, gb, scratch):
+    """``<p, g>`` per row of a block, never warning. Long rows avoid BLAS (vecdot), which goes
+    multithreaded above ~10^4 entries and then stalls on a busy machine."""
+    if pb.shape[1] <= _VECDOT_MAX:
+        return np.vecdot(pb, gb, axis=1)
+    return np.add.reduce(np.multiply(pb, gb, out=scratch), axis=1)
 
 
 def logsumexp(z, axis=-1, keepdims=False, *, out=None):
@@ -498,7 +516,7 @@ def _tiny_vjp(p, g, axis):
         and p.dtype.char in "fd"
         and 0 < p.size == p.shape[-1] <= _VECDOT_MAX
     ):
-        dot = p.reshape(-1).dot(g.reshape(-1))
+        dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
         if math.isfinite(dot):
             res = g - dot
             res *= p
@@ -524,7 +542,7 @@ def _vjp_like(p, g, axis, pname, gname, out):
             and p.shape[-1] <= _VECDOT_MAX
         ):
             # Small input: one block, computed directly (same operations as the loop below).
-            dot = np.vecdot(p, g)
+            dot = _quiet_vecdot(p, g)
             if p.size == p.shape[-1]:
                 dot = dot.reshape(-1)[0]
                 if math.isfinite(dot):
@@ -554,14 +572,9 @@ def _vjp_like(p, g, axis, pname, gname, out):
     for a in range(0, N, step):
         b = min(N, a + step)
         pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
-        # <g, p> per row; J is never formed. Long rows avoid BLAS (vecdot), which goes
-        # multithreaded above ~10^4 entries and then stalls on a busy machine.
-        if n <= _VECDOT_MAX:
-            dot = np.vecdot(pb, gb, axis=1)
-        else:
-            dot = np.add.reduce(np.multiply(pb, gb, out=ob), axis=1)
+        dot = _quiet_rowdot(pb, gb, ob)  # <g, p> per row; J is never formed
         if not _all_finite(dot):
-            check_finite_pair(dot, batch_shape, f"{pname}/{gname}", a)
+            check_finite_pair(dot, pb, gb, batch_shape, f"{pname}/{gname}", a)
         np.subtract(gb, _col(dot), out=ob)
         np.multiply(ob, pb, out=ob)
     return _finish(dest, direct, p, ax, out, dtype)
