@@ -168,6 +168,15 @@ def test_random_direction_mode(mode):
     assert not sg.gradcheck(f, z, n_directions=4, **wrong).ok
 
 
+def test_report_counts_directions_in_random_direction_mode():
+    f = lambda x: (x**2).sum()
+    directions = sg.gradcheck(f, np.ones(50), grad=lambda x: 2 * x, n_directions=3)
+    assert "(grad (random directions), 3 directions compared," in str(directions)
+    assert "entries" not in str(directions)
+    full = sg.gradcheck(f, np.ones(5), grad=lambda x: 2 * x)
+    assert "(grad, 5 entries compared," in str(full)
+
+
 def test_large_inputs_default_to_random_directions():
     z = np.random.default_rng(1).normal(size=(3, 600))
     result = sg.gradcheck(sg.softmax, z, vjp=lambda x, g: sg.softmax_vjp(sg.softmax(x), g))

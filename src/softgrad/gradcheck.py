@@ -143,8 +143,9 @@ class GradcheckResult:
 
     def __str__(self) -> str:
         status = "PASSED" if self.ok else "FAILED"
+        what = "directions" if self.mode.endswith("(random directions)") else "entries"
         return (
-            f"gradcheck {status} ({self.mode}, {self.numeric.size} entries compared, "
+            f"gradcheck {status} ({self.mode}, {self.numeric.size} {what} compared, "
             f"rtol={self.rtol:g}, atol={self.atol:g})\n"
             f"  max relative error {self.max_rel_error:.3e}, max absolute error "
             f"{self.max_abs_error:.3e}\n"
