@@ -14,6 +14,11 @@ Small fixes that keep the book working from disk, offline, with a clean console:
 5. A pybtex style "softgrad" (``bibtex_default_style``): pybtex's plain style whose labels
    are "Author and Author, year", so the bibliography's labels match the author-year
    citations in the text instead of showing [1], [2], ...
+6. Key the execution cache on the softgrad package too. jupyter-cache re-runs a chapter
+   only when its code cells change, so after a change to ``src/softgrad`` the book would
+   keep showing outputs computed by the old code. The cache directory gets a subdirectory
+   per hash of the package's source (``softgrad-<hash>``): an unchanged book with an
+   unchanged package executes nothing; a changed package re-executes every chapter once.
 
 About (1):
 
@@ -93,7 +98,33 @@ def _author_year_style():
     return AuthorYearStyle
 
 
+def _package_digest() -> str | None:
+    """A hash of softgrad's Python source (not the grading subpackage: chapters do not use it)."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("softgrad")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "grading":
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _cache_per_package(app, config):
+    base = config.nb_execution_cache_path
+    digest = _package_digest()
+    if base and digest:
+        config.nb_execution_cache_path = str(Path(base) / f"softgrad-{digest}")
+
+
 def setup(app):
+    app.connect("config-inited", _cache_per_package)
     import pybtex.plugin
 
     pybtex.plugin.register_plugin("pybtex.style.formatting", "softgrad", _author_year_style())
