@@ -1,7 +1,9 @@
 """Time softgrad against scipy.special and plain numpy (and PyTorch on CPU if it is installed).
 
 Operations: softmax, log_softmax, logsumexp, the fused cross-entropy forward + backward, and
-the softmax VJP; shapes (1, 10), (64, 1000), (4096, 1000), (256, 50257); float32 and float64.
+the softmax VJP; shapes (1, 10), (2, 10), (16, 100), (64, 1000), (4096, 1000), (256, 50257);
+float32 and float64. The small batches test "never slower than plain numpy" where per-call
+overhead dominates.
 Every candidate of one (operation, shape, dtype) is timed in the same run, interleaved round by
 round (so that a burst of load from other processes hits them all alike), and the best round is
 kept. Ratios are printed against ``z.copy()`` of the same array -- the memory floor: any
@@ -39,7 +41,7 @@ try:  # optional: never installed by this project
 except ImportError:
     torch = None
 
-DEFAULT_SHAPES = [(1, 10), (64, 1000), (4096, 1000), (256, 50257)]
+DEFAULT_SHAPES = [(1, 10), (2, 10), (16, 100), (64, 1000), (4096, 1000), (256, 50257)]
 OPERATIONS = ["softmax", "log_softmax", "logsumexp", "xent fwd+bwd", "softmax_vjp"]
 
 

@@ -272,3 +272,24 @@ def test_small_and_large_batches_give_bitwise_identical_rows(eps):
     small_loss, small_grad = sg.cross_entropy_with_grad(z[:4].copy(), labels[:4], **kw)
     np.testing.assert_array_equal(small_loss, loss[:4])
     np.testing.assert_array_equal(small_grad, grad[:4])
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("hits", [(), (0, 2), (0, 1, 2, 3)])
+def test_small_batches_with_labels_at_the_arg_max_match_the_block_loop(eps, hits):
+    """The small-input path treats a label at the row's arg-max (p_k - 1, computed without
+    cancellation) exactly as the block loop does, whether no, some or all rows have one."""
+    rng = np.random.default_rng(13)
+    z = rng.normal(scale=4, size=(3000, 9))
+    z[:4, 0] = 30.0  # a confident arg-max at class 0 in the first rows
+    labels = rng.integers(1, 9, size=3000)
+    labels[list(hits)] = 0
+    for reduction in ("none", "sum"):
+        kw = {"reduction": reduction, "label_smoothing": eps}
+        loss, grad = sg.cross_entropy_with_grad(z[:4].copy(), labels[:4], **kw)
+        big_loss, big_grad = sg.cross_entropy_with_grad(z, labels, **kw)
+        np.testing.assert_array_equal(grad, big_grad[:4])
+        if reduction == "none":
+            np.testing.assert_array_equal(loss, big_loss[:4])
+    for r in hits if eps == 0 else ():  # target entry -sum_{j != k} p_j: tiny but not 0
+        assert -1e-6 < grad[r, 0] < 0

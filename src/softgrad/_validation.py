@@ -168,10 +168,14 @@ def check_reduction(value) -> str:
 def check_labels(labels: np.ndarray, n: int, batch_shape: tuple) -> np.ndarray:
     """Integer class indices in [0, n); returns them flattened as intp."""
     flat = labels.reshape(-1)
-    # Viewed as unsigned, a negative label becomes huge: one max checks both ends.
-    u = flat.view(f"u{flat.itemsize}") if flat.dtype.kind == "i" else flat
-    hi = int(u[0]) if u.shape[0] == 1 else int(np.maximum.reduce(u))
-    if hi >= n:
+    if flat.shape[0] <= 32:  # plain Python is quicker on a few values
+        values = flat.tolist()
+        ok = 0 <= min(values) and max(values) < n
+    else:
+        # Viewed as unsigned, a negative label becomes huge: one max checks both ends.
+        u = flat.view(f"u{flat.itemsize}") if flat.dtype.kind == "i" else flat
+        ok = int(np.maximum.reduce(u)) < n
+    if not ok:
         bad = (flat < 0) | (flat >= n)
         r = int(np.flatnonzero(bad)[0])
         where = _prefix("target", r, batch_shape)

@@ -27,7 +27,15 @@ from softgrad._validation import (
     check_weights,
     to_rows,
 )
-from softgrad.softmax import _block_step, _col, _prepare, _row_offsets, _shift_block
+from softgrad.softmax import (
+    _block_step,
+    _col,
+    _offsets,
+    _prepare,
+    _row_offsets,
+    _shift_block,
+    _small_block,
+)
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
 
@@ -36,6 +44,26 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
     eps = check_smoothing(label_smoothing) if label_smoothing != 0.0 else 0.0
     if reduction != "mean":
         check_reduction(reduction)
+    if (
+        type(target) is np.ndarray
+        and type(logits) is np.ndarray
+        and target.size > 1
+        and target.dtype.kind in "iu"
+        and target.shape == logits.shape[:-1]
+        and (blk := _small_block(logits, axis)) is not None
+    ):
+        # Small input, integer labels, several rows: the loop below in one block, without
+        # its bookkeeping (same operations, bitwise the same results).
+        fi, _, e = blk
+        N, n = e.shape
+        li = check_labels(target, n, target.shape) + _offsets(N, n)
+        loss = _labels_block(e, fi, li, 1.0 / N if reduction == "mean" else 1.0, eps, want_grad)
+        if reduction == "none":
+            loss_out = loss.reshape(target.shape)
+        else:
+            total = np.add.reduce(loss)
+            loss_out = logits.dtype.type(total / N if reduction == "mean" else total)
+        return loss_out, (e.reshape(logits.shape) if want_grad else None)
     z, ax, rows, batch_shape = _prepare(logits, axis, "logits")
     N, n = rows.shape
     cdt = rows.dtype
@@ -105,20 +133,18 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
             rest_y = np.add.reduce(t, axis=1)  # sum_{j != k} y_j, without cancellation
         else:
             li = labels[a:b] if offs is None else labels[a:b] + offs[: b - a]
-            d_y = ef[li]
+            loss_rows[a:b] = _labels_block(e, fi, li, c, eps, want_grad)
+            continue
         np.exp(e, out=e)
         ef[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
         s = np.add.reduce(e, axis=1)
         L = np.log1p(s)  # = logsumexp(z) - m
 
         # loss = sum_j y'_j (L - d_j) with y' = (1 - eps) y + eps / n; every term is >= 0
-        if soft:
-            Y = (1.0 - eps) * (rest_y + y_k) + eps  # sum of y'
-            loss = Y * L
-            if eps < 1:
-                loss -= (1.0 - eps) * yd
-        else:
-            loss = L - d_y if eps == 0 else L - (1.0 - eps) * d_y if eps < 1 else L
+        Y = (1.0 - eps) * (rest_y + y_k) + eps  # sum of y'
+        loss = Y * L
+        if eps < 1:
+            loss -= (1.0 - eps) * yd
         if eps > 0:
             loss -= smooth * sum_d
         loss_rows[a:b] = loss
@@ -126,23 +152,14 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
         if want_grad:
             inv = np.reciprocal(s + 1.0)  # p_k = 1 / (1 + s)
             frac_rest = s * inv  # = sum_{j != k} p_j = 1 - p_k, accurately
-            if soft:
-                # grad = c (p Y - y'); the arg-max entry is c (sum_{j != k} y'_j - (1 - p_k) Y)
-                np.multiply(e, _col(c * Y * inv), out=e)
-                if eps < 1:
-                    e -= (c * (1.0 - eps)) * yb
-                if eps > 0:
-                    e -= c * smooth
-                rest_ys = (1.0 - eps) * rest_y + smooth * (n - 1)
-                ef[fi] = c * (rest_ys - frac_rest * Y)
-            else:
-                np.multiply(e, _col(c * inv), out=e)
-                if eps > 0:
-                    e -= c * smooth
-                ef[li] -= c * (1.0 - eps)
-                # arg-max entry p_k - y'_k: when the label is the arg-max this is
-                # (1 - y'_k) - (1 - p_k), both parts computed without cancellation
-                ef[fi] = np.where(li == fi, c * (eps - smooth - frac_rest), c * (inv - smooth))
+            # grad = c (p Y - y'); the arg-max entry is c (sum_{j != k} y'_j - (1 - p_k) Y)
+            np.multiply(e, _col(c * Y * inv), out=e)
+            if eps < 1:
+                e -= (c * (1.0 - eps)) * yb
+            if eps > 0:
+                e -= c * smooth
+            rest_ys = (1.0 - eps) * rest_y + smooth * (n - 1)
+            ef[fi] = c * (rest_ys - frac_rest * Y)
 
     dtype = z.dtype
     if reduction == "none":
@@ -163,6 +180,43 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
     else:
         g = np.moveaxis(grad.reshape(batch_shape + (n,)), -1, ax)
     return loss_out, (g if g.dtype == dtype else g.astype(dtype))
+
+
+def _labels_block(e, fi, li, c, eps, want_grad):
+    """The loop body above for a block of several rows with integer labels; returns their losses.
+
+    ``e`` holds ``z - m`` for the block (and becomes the gradient rows when ``want_grad``);
+    ``fi`` and ``li`` are the flat positions of each row's arg-max and label inside ``e``.
+    """
+    ef = e.reshape(-1)
+    n = e.shape[1]
+    smooth = eps / n
+    d_y = ef[li]
+    sum_d = np.add.reduce(e, axis=1) if eps > 0 else 0.0
+    np.exp(e, out=e)
+    ef[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+    s = np.add.reduce(e, axis=1)
+    L = np.log1p(s)  # = logsumexp(z) - m
+    loss = L - d_y if eps == 0 else L - (1.0 - eps) * d_y if eps < 1 else L
+    if eps > 0:
+        loss -= smooth * sum_d
+    if want_grad:
+        inv = np.reciprocal(s + 1.0)  # p_k = 1 / (1 + s)
+        cinv = c * inv
+        np.multiply(e, cinv[:, None], out=e)
+        if eps > 0:
+            e -= c * smooth
+        ef[li] -= c * (1.0 - eps)
+        # arg-max entry p_k - y'_k: when the label is the arg-max this is
+        # (1 - y'_k) - (1 - p_k), both parts computed without cancellation
+        hit = li == fi
+        if eps > 0:
+            ef[fi] = np.where(hit, c * (eps - smooth - s * inv), c * (inv - smooth))
+        elif True in hit.tolist():
+            ef[fi] = np.where(hit, -(c * (s * inv)), cinv)
+        else:
+            ef[fi] = cinv
+    return loss
 
 
 def _row_labels(zb, e, label, c, eps, start, batch_shape, want_grad):

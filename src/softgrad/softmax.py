@@ -60,6 +60,21 @@ def _row_offsets(N: int, step: int, n: int):
     return np.arange(0, min(N, step) * n, n) if N > 1 else None
 
 
+_OFFSETS: dict = {}
+
+
+def _offsets(N: int, n: int):
+    """``arange(0, N * n, n)``, the flat start of each row of a small (N, n) array, cached
+    (it is needed on every call, and rebuilding it costs as much as a ufunc call)."""
+    offs = _OFFSETS.get((N, n))
+    if offs is None:
+        if len(_OFFSETS) > 256:
+            _OFFSETS.clear()
+        offs = _OFFSETS[N, n] = np.arange(0, N * n, n)
+        offs.flags.writeable = False
+    return offs
+
+
 def _col(v):
     """``v`` (one value per row) shaped to broadcast against a block of rows.
 
@@ -101,6 +116,33 @@ def _shift_block(zb, dest, offs, start, batch_shape, name, temperature):
     return fi, m
 
 
+_PLANS: dict = {}
+
+
+def _small_plan(shape, char, axis):
+    """``(N, n, limit, offsets)`` when an array of this shape and dtype char along ``axis``
+    takes the small-input path, else None; cached, as deciding costs more than a ufunc call."""
+    key = (shape, char, axis)
+    plan = _PLANS.get(key, False)
+    if plan is False:
+        limit = _SAFE_MAX.get(char)
+        size = math.prod(shape) if shape else 0
+        plan = None
+        if (
+            limit is not None
+            and shape
+            and (axis == -1 or axis == len(shape) - 1)
+            and 0 < size * np.dtype(char).itemsize <= _BLOCK_BYTES
+        ):
+            n = shape[-1]
+            N = size // n
+            plan = (N, n, limit, _offsets(N, n) if N > 1 else None)
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 def _small_block(z, axis):
     """Fast path for float32/float64 input along the last axis that fits in one row block.
 
@@ -111,34 +153,30 @@ def _small_block(z, axis):
     operations (with bitwise the same results) and none of its bookkeeping.
     """
     if (
-        type(z) is np.ndarray
-        and type(axis) is int
-        and z.ndim
-        and (axis == -1 or axis == z.ndim - 1)
-        and 0 < z.size * z.itemsize <= _BLOCK_BYTES
+        type(z) is not np.ndarray
+        or type(axis) is not int  # also keeps True (== 1) out of the plan cache
+        or (plan := _small_plan(z.shape, z.dtype.char, axis)) is None
     ):
-        limit = _SAFE_MAX.get(z.dtype.char)
-        if limit is not None:
-            n = z.shape[-1]
-            if z.size == n:
-                row = z.reshape(1, n)
-                k = row.argmax()
-                m = row[0, k]
-                if abs(float(m)) < limit:  # False for NaN
-                    return k, m, row - m
-            else:
-                rows = z.reshape(-1, n)
-                fi = rows.argmax(axis=1)
-                fi += np.arange(0, z.size, n)
-                m = rows.reshape(-1)[fi]
-                if m.shape[0] <= 32:  # plain Python is quicker on a few values
-                    ms = m.tolist()
-                    ok = math.isfinite(sum(ms)) and -limit < min(ms) and max(ms) < limit
-                else:
-                    ok = float(np.maximum.reduce(np.abs(m))) < limit
-                if ok:
-                    return fi, m, rows - m[:, None]
-    return None
+        return None
+    N, n, limit, offs = plan
+    if N == 1:
+        row = z.reshape(1, n)
+        k = row.argmax()
+        m = row[0, k]
+        if abs(float(m)) < limit:  # False for NaN
+            return k, m, row - m
+        return None
+    rows = z.reshape(N, n)
+    fi = rows.argmax(axis=1)
+    fi += offs
+    m = rows.reshape(-1)[fi]
+    # The row maxima show every bad row: NaN, +inf, or -inf when the whole row is -inf.
+    if N <= 32:  # plain Python is quicker on a few values
+        ms = m.tolist()
+        ok = math.isfinite(sum(ms)) and -limit < min(ms) and max(ms) < limit
+    else:
+        ok = float(np.maximum.reduce(np.abs(m))) < limit
+    return (fi, m, rows - m[:, None]) if ok else None
 
 
 def _check_out(out, shape, dtype, name="out"):
@@ -206,8 +244,8 @@ def _finish(res2d, direct, z, ax, out, dtype):
 
 def _all_finite(v) -> bool:
     """Cheap test that a 1-D array is finite; may say False for a finite array whose sum overflows."""
-    if v.shape[0] == 1:
-        return math.isfinite(v.item())
+    if v.shape[0] <= 32:  # plain Python is quicker on a few values, and never warns
+        return math.isfinite(sum(v.tolist()))
     with np.errstate(over="ignore"):
         return math.isfinite(np.add.reduce(v))
 
@@ -503,8 +541,12 @@ def softmax_jacobian(z, axis=-1):
     return J
 
 
-def _tiny_vjp(p, g, axis):
-    """``p * (g - <g, p>)`` for one float32/float64 row along the last axis, or None."""
+def _small_vjp(p, g, axis):
+    """``p * (g - <g, p>)`` for small float32/float64 input along the last axis, or None.
+
+    The same operations as the block loop of :func:`_vjp_like`, without its bookkeeping; None
+    means "use the general path" (other types or sizes, or a NaN or inf, which it reports).
+    """
     if (
         type(p) is np.ndarray
         and type(g) is np.ndarray
@@ -514,13 +556,21 @@ def _tiny_vjp(p, g, axis):
         and p.shape == g.shape
         and p.dtype == g.dtype
         and p.dtype.char in "fd"
-        and 0 < p.size == p.shape[-1] <= _VECDOT_MAX
+        and 0 < p.size * p.itemsize <= _BLOCK_BYTES
+        and p.shape[-1] <= _VECDOT_MAX
     ):
-        dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
-        if math.isfinite(dot):
-            res = g - dot
-            res *= p
-            return res
+        if p.size == p.shape[-1]:
+            dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
+            if math.isfinite(dot):
+                res = g - dot
+                res *= p
+                return res
+        else:
+            dot = _quiet_vecdot(p, g)
+            if _all_finite(dot.reshape(-1)):
+                res = g - dot[..., None]
+                res *= p
+                return res
     return None
 
 
@@ -533,26 +583,6 @@ def _vjp_like(p, g, axis, pname, gname, out):
         and p.shape == g.shape
     ):
         dtype = p.dtype
-        if (
-            out is None
-            and type(axis) is int
-            and p.ndim
-            and (axis == -1 or axis == p.ndim - 1)
-            and 0 < p.size * p.itemsize <= _BLOCK_BYTES
-            and p.shape[-1] <= _VECDOT_MAX
-        ):
-            # Small input: one block, computed directly (same operations as the loop below).
-            dot = _quiet_vecdot(p, g)
-            if p.size == p.shape[-1]:
-                dot = dot.reshape(-1)[0]
-                if math.isfinite(dot):
-                    res = g - dot
-                    res *= p
-                    return res
-            elif _all_finite(dot.reshape(-1)):
-                res = g - dot[..., None]
-                res *= p
-                return res
     else:
         p = as_float_array(p, pname)
         g = as_float_array(g, gname)
@@ -615,7 +645,7 @@ def softmax_vjp(p, g, axis=-1, *, out=None):
     >>> bool(np.allclose(softmax_vjp(softmax(z), g), g @ softmax_jacobian(z)))
     True
     """
-    if out is None and (res := _tiny_vjp(p, g, axis)) is not None:
+    if out is None and (res := _small_vjp(p, g, axis)) is not None:
         return res
     return _vjp_like(p, g, axis, "p", "g", out)
 
@@ -652,6 +682,6 @@ def softmax_jvp(p, v, axis=-1, *, out=None):
     >>> softmax_jvp(p, np.array([1.0, 1.0]))  # shifting all logits changes nothing
     array([0., 0.])
     """
-    if out is None and (res := _tiny_vjp(p, v, axis)) is not None:
+    if out is None and (res := _small_vjp(p, v, axis)) is not None:
         return res
     return _vjp_like(p, v, axis, "p", "v", out)
