@@ -29,10 +29,17 @@ $(STAMP): constraints.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned dependencies and softgrad (editable)
 
-release: $(STAMP) ## generate the student notebooks exercises/release/ from exercises/source/
-	$(PY) -m softgrad.grading release
+RELEASE_STAMP := exercises/release/.released
+SOURCES := $(wildcard exercises/source/*/*.ipynb) exercises/nbgrader_config.py
 
-book: release ## build the HTML book into _build/html (executed, cached, warnings are errors)
+release: $(RELEASE_STAMP) ## generate the student notebooks exercises/release/ from exercises/source/
+
+# Re-released only when a source notebook (or the grading code) changed since the last release.
+$(RELEASE_STAMP): $(STAMP) $(SOURCES) $(wildcard src/softgrad/grading/*.py)
+	$(PY) -m softgrad.grading release
+	touch $@
+
+book: $(RELEASE_STAMP) ## build the HTML book into _build/html (executed, cached, warnings are errors)
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
 test: book ## run every test: package, notebooks, book build, browser, exercises, grading
