@@ -265,8 +265,9 @@ def test_large_batches_in_several_blocks_match_row_by_row():
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 def test_small_and_large_batches_give_bitwise_identical_rows(eps):
     rng = np.random.default_rng(12)
-    z = rng.normal(scale=4, size=(3000, 9))
-    labels = rng.integers(0, 9, size=3000)
+    z = rng.normal(scale=4, size=(30000, 9))
+    assert z.nbytes > 1 << 19  # beyond one block: the row-block loop
+    labels = rng.integers(0, 9, size=30000)
     kw = {"reduction": "none", "label_smoothing": eps}
     loss, grad = sg.cross_entropy_with_grad(z, labels, **kw)
     small_loss, small_grad = sg.cross_entropy_with_grad(z[:4].copy(), labels[:4], **kw)
@@ -280,9 +281,10 @@ def test_small_batches_with_labels_at_the_arg_max_match_the_block_loop(eps, hits
     """The small-input path treats a label at the row's arg-max (p_k - 1, computed without
     cancellation) exactly as the block loop does, whether no, some or all rows have one."""
     rng = np.random.default_rng(13)
-    z = rng.normal(scale=4, size=(3000, 9))
+    z = rng.normal(scale=4, size=(30000, 9))
+    assert z.nbytes > 1 << 19  # beyond one block: the row-block loop
     z[:4, 0] = 30.0  # a confident arg-max at class 0 in the first rows
-    labels = rng.integers(1, 9, size=3000)
+    labels = rng.integers(1, 9, size=30000)
     labels[list(hits)] = 0
     for reduction in ("none", "sum"):
         kw = {"reduction": reduction, "label_smoothing": eps}

@@ -371,8 +371,9 @@ def test_small_and_large_inputs_give_bitwise_identical_rows(dtype):
     depend on which path computed it."""
     rng = np.random.default_rng(11)
     big = (
-        rng.normal(scale=4, size=(3000, 7)) + rng.choice([0.0, 1e4, -1e4], size=(3000, 1))
+        rng.normal(scale=4, size=(30000, 7)) + rng.choice([0.0, 1e4, -1e4], size=(30000, 1))
     ).astype(dtype)
+    assert big.nbytes > 1 << 19  # beyond one block: the row-block loop
     big[1, 2] = -np.inf
     small = big[:5].copy()
     one = big[1].copy()

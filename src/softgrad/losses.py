@@ -100,7 +100,7 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
     c = 1.0 / N if reduction == "mean" else 1.0  # gradient scale
     smooth = eps / n  # the weight every class gets from smoothing
     loss_rows = np.empty(N, dtype=cdt)
-    step = _block_step(n, rows.itemsize)
+    step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     grad = np.empty((N, n), dtype=cdt) if want_grad else None
     scratch = None if want_grad else np.empty((min(N, step), n), dtype=cdt)

@@ -51,7 +51,15 @@ _SAFE_MAX = {"d": 1e291, "f": 1e30}
 _VECDOT_MAX = 8192
 
 
-def _block_step(n: int, itemsize: int) -> int:
+# Arrays up to this size are one block: splitting them costs more in per-block overhead than
+# the cache saves (measured at (64, 1000) float64).
+_ONE_BLOCK_BYTES = 2 * _BLOCK_BYTES
+
+
+def _block_step(N: int, n: int, itemsize: int) -> int:
+    """Rows per block for an (N, n) array."""
+    if N * n * itemsize <= _ONE_BLOCK_BYTES:
+        return N
     return max(1, (_BLOCK_BYTES // itemsize) // n)
 
 
@@ -102,7 +110,11 @@ def _shift_block(zb, dest, offs, start, batch_shape, name, temperature):
         if offs is not None:
             fi += offs[: fi.shape[0]]
         m = zb.reshape(-1)[fi]
-        big = float(np.maximum.reduce(np.abs(m)))
+        if m.shape[0] <= 32:  # plain Python is quicker on a few values
+            ms = m.tolist()
+            big = max(-min(ms), max(ms)) if math.isfinite(sum(ms)) else math.inf
+        else:
+            big = float(np.maximum.reduce(np.abs(m)))
         mcol = m[:, None]
     if big < _SAFE_MAX.get(zb.dtype.char, 0.0) and temperature == 1.0:  # False for NaN
         np.subtract(zb, mcol, out=dest)
@@ -132,7 +144,7 @@ def _small_plan(shape, char, axis):
             limit is not None
             and shape
             and (axis == -1 or axis == len(shape) - 1)
-            and 0 < size * np.dtype(char).itemsize <= _BLOCK_BYTES
+            and 0 < size * np.dtype(char).itemsize <= _ONE_BLOCK_BYTES
         ):
             n = shape[-1]
             N = size // n
@@ -325,7 +337,7 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
         return (m + np.log1p(np.add.reduce(e, axis=1))).reshape(z.shape[:-1])
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
-    step = _block_step(n, rows.itemsize)
+    step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     res = np.empty(N, dtype=rows.dtype)
     scratch = np.empty((min(N, step), n), dtype=rows.dtype)
@@ -411,7 +423,7 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     if out is not None:
         _check_out(out, z.shape, z.dtype)
     dest, direct = _dest(z, ax, out, rows)
-    step = _block_step(n, rows.itemsize)
+    step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     for a in range(0, N, step):
         b = min(N, a + step)
@@ -484,7 +496,7 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     if out is not None:
         _check_out(out, z.shape, z.dtype)
     dest, direct = _dest(z, ax, out, rows)
-    step = _block_step(n, rows.itemsize)
+    step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     scratch = np.empty((min(N, step), n), dtype=rows.dtype)
     for a in range(0, N, step):
@@ -556,7 +568,7 @@ def _small_vjp(p, g, axis):
         and p.shape == g.shape
         and p.dtype == g.dtype
         and p.dtype.char in "fd"
-        and 0 < p.size * p.itemsize <= _BLOCK_BYTES
+        and 0 < p.size * p.itemsize <= _ONE_BLOCK_BYTES
         and p.shape[-1] <= _VECDOT_MAX
     ):
         if p.size == p.shape[-1]:
@@ -598,7 +610,7 @@ def _vjp_like(p, g, axis, pname, gname, out):
         _check_out(out, p.shape, dtype)
     N, n = prow.shape
     dest, direct = _dest(p, ax, out, prow)
-    step = _block_step(n, prow.itemsize)
+    step = _block_step(N, n, prow.itemsize)
     for a in range(0, N, step):
         b = min(N, a + step)
         pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
