@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             (
                 f"`python benchmarks/bench_grading.py --students {args.students} --jobs {args.jobs}`"
-                f" on {os.cpu_count()} cores ({platform.machine()}, shared with other users),"
+                f" on {os.cpu_count()} cores ({platform.machine()}),"
                 f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
             ),
             "",

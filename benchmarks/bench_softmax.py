@@ -212,7 +212,7 @@ def markdown(results, argv):
         "",
         (
             f"- Machine: {platform.machine()}, {os.cpu_count()} cores "
-            f"({_cpu_name()}); shared with other work while measured."
+            f"({_cpu_name()}); 1-minute load average {os.getloadavg()[0]:.1f} when written"
         ),
         f"- Python {platform.python_version()}, numpy {np.__version__}"
         + (f", scipy {scipy.__version__}" if sps else "")
