@@ -359,7 +359,9 @@ def allowed_softgrad_names(released) -> frozenset[str]:
     """softgrad reference names that the released notebook's own locked code cells use.
 
     A later exercise may hand the student ``softmax`` to build on; a solution that uses what
-    the notebook itself imports is not flagged.
+    the notebook itself imports is not flagged. Autograded test cells do not count: they use
+    softgrad as the reference to compare the student's answer with (``sg.cross_entropy_grad``
+    in the cross-entropy exercise), which gives the student no licence to call it.
 
     Examples
     --------
@@ -369,11 +371,16 @@ def allowed_softgrad_names(released) -> frozenset[str]:
     ...     "check_matches(f, g, [], section='sec-softmax')")])
     >>> sorted(allowed_softgrad_names(nb))
     ['softmax']
+    >>> test = nbformat.v4.new_code_cell("import softgrad as sg\\ncheck_matches(f, sg.log_softmax, [])")
+    >>> test.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 1}
+    >>> nb.cells.append(test)
+    >>> sorted(allowed_softgrad_names(nb))  # a test cell's reference grants nothing
+    ['softmax']
     """
     names: set[str] = set()
     for cell in released.cells:
         meta = nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or meta.get("solution"):
+        if cell.get("cell_type") != "code" or meta.get("solution") or meta.get("grade"):
             continue
         try:
             tree = ast.parse(_strip_magics(_source(cell)))
