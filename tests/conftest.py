@@ -9,8 +9,13 @@ machines; the properties are cheap, so the counts can be raised locally when hun
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# test helper modules (booktoc) import by name; pytest's importlib mode does not add tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 settings.register_profile(
     "ci",

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
+from booktoc import docname, toc_entries
 
 pytestmark = [pytest.mark.browser, pytest.mark.book, pytest.mark.slow]
 
@@ -43,26 +43,7 @@ INSTALL_HINT = "apt-get install chromium chromium-driver"
 RAW_TEX = ("$$", "\\frac", "\\(", "\\[", "\\begin{")
 
 
-def toc_pages() -> list[str]:
-    """Every document named in _toc.yml (root first), as a path without suffix."""
-    toc = yaml.safe_load(
-        Path(os.environ.get("SOFTGRAD_BOOK_TOC", ROOT / "_toc.yml")).read_text(encoding="utf-8")
-    )
-    pages = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                pages.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key, []) or []:
-                    walk(child)
-
-    walk(toc)
-    return [str(Path(p).with_suffix("")) if p.endswith((".md", ".ipynb")) else p for p in pages]
-
-
-PAGES = toc_pages()
+PAGES = [docname(e) for e in toc_entries()]
 
 
 def _page_id(page: str) -> str:
