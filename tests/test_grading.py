@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import json
 import os
 import re
@@ -544,3 +545,22 @@ def test_no_stray_files_left_in_tmp(graded):
     assert not list((work / "tmp").iterdir())
     assert not list((work / "rt").iterdir())
     assert os.stat(work).st_mode & 0o077 == 0
+
+
+def test_python_under_tmp_is_bound_over_the_private_tmp(tmp_path, monkeypatch):
+    """A checkout under /tmp (CI clones into a temp dir) keeps its .venv visible in the sandbox.
+
+    The sandbox mounts an empty /tmp; a Python prefix under /tmp must be bound after that
+    mount, or the kernel's interpreter vanishes ("bwrap: execvp ... No such file").
+    """
+    from softgrad.grading import sandbox
+
+    venv = tmp_path / "checkout" / ".venv"
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "_python_roots", lambda: [str(venv)])
+    args = sandbox.bwrap_args(sandbox.Policy(), [], as_root=True)
+    pairs = list(itertools.pairwise(args))
+    tmp_mount = pairs.index(("--tmpfs", "/tmp"))
+    venv_bind = pairs.index(("--ro-bind", str(venv)))
+    assert str(venv).startswith("/tmp/")
+    assert tmp_mount < venv_bind

@@ -132,13 +132,15 @@ def bwrap_args(policy: Policy, writable: list[str], *, as_root: bool) -> list[st
     for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers"):
         if os.path.isfile(secret):
             args += ["--ro-bind", "/dev/null", secret]
+    # the private /tmp comes before the Python binds: a checkout (and its .venv) under /tmp
+    # must be bound on top of it, not hidden by it
+    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(policy.tmpfs), "--tmpfs", "/tmp"]
     bound = [d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
     for root in _python_roots():
         if os.path.isdir(root) and not any(_under(root, b) for b in bound):
             mkdirs(root)
             args += ["--ro-bind", root, root]
             bound.append(root)
-    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(policy.tmpfs), "--tmpfs", "/tmp"]
     for hidden in sorted({str(Path(h).resolve()) for h in policy.hide}):
         if any(_under(hidden, b) for b in bound) and os.path.isdir(hidden):
             args += ["--tmpfs", hidden]
