@@ -369,7 +369,8 @@ MISTAKE_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("key", "check", "fn", "kwargs"), MISTAKE_CASES,
+    ("key", "check", "fn", "kwargs"),
+    MISTAKE_CASES,
     ids=[f"{key}-{check.__name__}" for key, check, *_ in MISTAKE_CASES],
 )
 def test_mistake_is_named(key, check, fn, kwargs):
@@ -527,7 +528,9 @@ def test_calling_the_function_under_test_from_softgrad_is_named():
     def borrowed(z, y):
         return sg.cross_entropy_grad(z, y)
 
-    with pytest.raises(CheckFailed, match=r"(?s)\[reference-call\].*softgrad.losses.cross_entropy_grad"):
+    with pytest.raises(
+        CheckFailed, match=r"(?s)\[reference-call\].*softgrad.losses.cross_entropy_grad"
+    ):
         checks.check_cross_entropy_grad(borrowed)
 
 

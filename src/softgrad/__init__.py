@@ -11,11 +11,13 @@ float16/32/64 (integers become float64), and never forms an (n, n) matrix unless
 - :func:`cross_entropy`, :func:`cross_entropy_grad`, :func:`cross_entropy_with_grad`
   -- Chapter 4 (sec-cross-entropy)
 - :func:`numerical_jacobian`, :func:`gradcheck` -- Chapter 5 (sec-gradient-checking)
+- :func:`set_num_threads`, :func:`get_num_threads` -- how many threads large inputs use
 """
 
 import sys
 import types
 
+from softgrad._parallel import get_num_threads, set_num_threads
 from softgrad.gradcheck import GradcheckResult, gradcheck, numerical_jacobian
 from softgrad.losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
 from softgrad.softmax import (
@@ -34,10 +36,12 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_with_grad",
+    "get_num_threads",
     "gradcheck",
     "log_softmax",
     "logsumexp",
     "numerical_jacobian",
+    "set_num_threads",
     "softmax",
     "softmax_jacobian",
     "softmax_jvp",

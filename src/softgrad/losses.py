@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from softgrad._parallel import run_rows
 from softgrad._validation import (
     as_float_array,
     check_labels,
@@ -103,63 +104,66 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
     step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     grad = np.empty((N, n), dtype=cdt) if want_grad else None
-    scratch = None if want_grad else np.empty((min(N, step), n), dtype=cdt)
-    tmp = np.empty((min(N, step), n), dtype=cdt) if soft else None
 
-    for a in range(0, N, step):
-        b = min(N, a + step)
-        e = grad[a:b] if want_grad else scratch[: b - a]
-        if b - a == 1 and not soft:  # tiny inputs and wide rows: scalar arithmetic per row
-            loss_rows[a] = _row_labels(
-                rows[a:b], e, int(labels[a]), c, eps, a, batch_shape, want_grad
-            )
-            continue
-        ef = e.reshape(-1)
-        fi, _ = _shift_block(rows[a:b], e, offs, a, batch_shape, "logits", 1.0)  # e = z - m
-        fi = fi.reshape(-1)  # one flat arg-max index per row, also for a one-row block
-        sum_d = np.add.reduce(e, axis=1) if eps > 0 else 0.0
-        if soft:
-            yb = y[a:b]
-            t = tmp[: b - a]
-            tf = t.reshape(-1)
-            # sum_j y_j d_j, with 0 * (-inf) = 0 for weightless masked classes
-            with np.errstate(invalid="ignore"):
-                np.multiply(yb, e, out=t)
-            np.copyto(t, 0.0, where=yb == 0)
-            yd = np.add.reduce(t, axis=1)
-            np.copyto(t, yb)
-            y_k = tf[fi]
-            tf[fi] = 0.0
-            rest_y = np.add.reduce(t, axis=1)  # sum_{j != k} y_j, without cancellation
-        else:
-            li = labels[a:b] if offs is None else labels[a:b] + offs[: b - a]
-            loss_rows[a:b] = _labels_block(e, fi, li, c, eps, want_grad)
-            continue
-        np.exp(e, out=e)
-        ef[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        s = np.add.reduce(e, axis=1)
-        L = np.log1p(s)  # = logsumexp(z) - m
+    def work(lo, hi):
+        scratch = None if want_grad else np.empty((min(hi - lo, step), n), dtype=cdt)
+        tmp = np.empty((min(hi - lo, step), n), dtype=cdt) if soft else None
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            e = grad[a:b] if want_grad else scratch[: b - a]
+            if b - a == 1 and not soft:  # tiny inputs and wide rows: scalar arithmetic per row
+                loss_rows[a] = _row_labels(
+                    rows[a:b], e, int(labels[a]), c, eps, a, batch_shape, want_grad
+                )
+                continue
+            ef = e.reshape(-1)
+            fi, _ = _shift_block(rows[a:b], e, offs, a, batch_shape, "logits", 1.0)  # e = z - m
+            fi = fi.reshape(-1)  # one flat arg-max index per row, also for a one-row block
+            sum_d = np.add.reduce(e, axis=1) if eps > 0 else 0.0
+            if soft:
+                yb = y[a:b]
+                t = tmp[: b - a]
+                tf = t.reshape(-1)
+                # sum_j y_j d_j, with 0 * (-inf) = 0 for weightless masked classes
+                with np.errstate(invalid="ignore"):
+                    np.multiply(yb, e, out=t)
+                np.copyto(t, 0.0, where=yb == 0)
+                yd = np.add.reduce(t, axis=1)
+                np.copyto(t, yb)
+                y_k = tf[fi]
+                tf[fi] = 0.0
+                rest_y = np.add.reduce(t, axis=1)  # sum_{j != k} y_j, without cancellation
+            else:
+                li = labels[a:b] if offs is None else labels[a:b] + offs[: b - a]
+                loss_rows[a:b] = _labels_block(e, fi, li, c, eps, want_grad)
+                continue
+            np.exp(e, out=e)
+            ef[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+            s = np.add.reduce(e, axis=1)
+            L = np.log1p(s)  # = logsumexp(z) - m
 
-        # loss = sum_j y'_j (L - d_j) with y' = (1 - eps) y + eps / n; every term is >= 0
-        Y = (1.0 - eps) * (rest_y + y_k) + eps  # sum of y'
-        loss = Y * L
-        if eps < 1:
-            loss -= (1.0 - eps) * yd
-        if eps > 0:
-            loss -= smooth * sum_d
-        loss_rows[a:b] = loss
-
-        if want_grad:
-            inv = np.reciprocal(s + 1.0)  # p_k = 1 / (1 + s)
-            frac_rest = s * inv  # = sum_{j != k} p_j = 1 - p_k, accurately
-            # grad = c (p Y - y'); the arg-max entry is c (sum_{j != k} y'_j - (1 - p_k) Y)
-            np.multiply(e, _col(c * Y * inv), out=e)
+            # loss = sum_j y'_j (L - d_j) with y' = (1 - eps) y + eps / n; every term is >= 0
+            Y = (1.0 - eps) * (rest_y + y_k) + eps  # sum of y'
+            loss = Y * L
             if eps < 1:
-                e -= (c * (1.0 - eps)) * yb
+                loss -= (1.0 - eps) * yd
             if eps > 0:
-                e -= c * smooth
-            rest_ys = (1.0 - eps) * rest_y + smooth * (n - 1)
-            ef[fi] = c * (rest_ys - frac_rest * Y)
+                loss -= smooth * sum_d
+            loss_rows[a:b] = loss
+
+            if want_grad:
+                inv = np.reciprocal(s + 1.0)  # p_k = 1 / (1 + s)
+                frac_rest = s * inv  # = sum_{j != k} p_j = 1 - p_k, accurately
+                # grad = c (p Y - y'); the arg-max entry is c (sum_{j != k} y'_j - (1 - p_k) Y)
+                np.multiply(e, _col(c * Y * inv), out=e)
+                if eps < 1:
+                    e -= (c * (1.0 - eps)) * yb
+                if eps > 0:
+                    e -= c * smooth
+                rest_ys = (1.0 - eps) * rest_y + smooth * (n - 1)
+                ef[fi] = c * (rest_ys - frac_rest * Y)
+
+    run_rows(N, step, rows.nbytes, work)
 
     dtype = z.dtype
     if reduction == "none":

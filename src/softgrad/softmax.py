@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from softgrad._parallel import run_rows
 from softgrad._validation import (
     as_float_array,
     check_axis,
@@ -340,14 +341,18 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
     res = np.empty(N, dtype=rows.dtype)
-    scratch = np.empty((min(N, step), n), dtype=rows.dtype)
-    for a in range(0, N, step):
-        b = min(N, a + step)
-        e = scratch[: b - a]
-        fi, m = _shift_block(rows[a:b], e, offs, a, batch_shape, "z", 1.0)
-        np.exp(e, out=e)
-        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        np.add(m, np.log1p(np.add.reduce(e, axis=1)), out=res[a:b])
+
+    def work(lo, hi):
+        scratch = np.empty((min(hi - lo, step), n), dtype=rows.dtype)
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            e = scratch[: b - a]
+            fi, m = _shift_block(rows[a:b], e, offs, a, batch_shape, "z", 1.0)
+            np.exp(e, out=e)
+            e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+            np.add(m, np.log1p(np.add.reduce(e, axis=1)), out=res[a:b])
+
+    run_rows(N, step, rows.nbytes, work)
     shape = batch_shape
     if keepdims:
         shape = list(z.shape)
@@ -425,13 +430,17 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     dest, direct = _dest(z, ax, out, rows)
     step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
-    for a in range(0, N, step):
-        b = min(N, a + step)
-        p = dest[a:b]
-        _shift_block(rows[a:b], p, offs, a, batch_shape, "z", temperature)
-        np.exp(p, out=p)
-        inv = np.reciprocal(np.add.reduce(p, axis=1))
-        np.multiply(p, _col(inv), out=p)
+
+    def work(lo, hi):
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            p = dest[a:b]
+            _shift_block(rows[a:b], p, offs, a, batch_shape, "z", temperature)
+            np.exp(p, out=p)
+            inv = np.reciprocal(np.add.reduce(p, axis=1))
+            np.multiply(p, _col(inv), out=p)
+
+    run_rows(N, step, rows.nbytes, work)
     return _finish(dest, direct, z, ax, out, z.dtype)
 
 
@@ -498,16 +507,20 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     dest, direct = _dest(z, ax, out, rows)
     step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
-    scratch = np.empty((min(N, step), n), dtype=rows.dtype)
-    for a in range(0, N, step):
-        b = min(N, a + step)
-        d = dest[a:b]
-        e = scratch[: b - a]
-        fi, _ = _shift_block(rows[a:b], d, offs, a, batch_shape, "z", temperature)
-        np.exp(d, out=e)
-        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
-        L = np.log1p(np.add.reduce(e, axis=1))
-        np.subtract(d, _col(L), out=d)
+
+    def work(lo, hi):
+        scratch = np.empty((min(hi - lo, step), n), dtype=rows.dtype)
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            d = dest[a:b]
+            e = scratch[: b - a]
+            fi, _ = _shift_block(rows[a:b], d, offs, a, batch_shape, "z", temperature)
+            np.exp(d, out=e)
+            e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+            L = np.log1p(np.add.reduce(e, axis=1))
+            np.subtract(d, _col(L), out=d)
+
+    run_rows(N, step, rows.nbytes, work)
     return _finish(dest, direct, z, ax, out, z.dtype)
 
 
@@ -611,14 +624,18 @@ def _vjp_like(p, g, axis, pname, gname, out):
     N, n = prow.shape
     dest, direct = _dest(p, ax, out, prow)
     step = _block_step(N, n, prow.itemsize)
-    for a in range(0, N, step):
-        b = min(N, a + step)
-        pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
-        dot = _quiet_rowdot(pb, gb, ob)  # <g, p> per row; J is never formed
-        if not _all_finite(dot):
-            check_finite_pair(dot, pb, gb, batch_shape, f"{pname}/{gname}", a)
-        np.subtract(gb, _col(dot), out=ob)
-        np.multiply(ob, pb, out=ob)
+
+    def work(lo, hi):
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            pb, gb, ob = prow[a:b], grow[a:b], dest[a:b]
+            dot = _quiet_rowdot(pb, gb, ob)  # <g, p> per row; J is never formed
+            if not _all_finite(dot):
+                check_finite_pair(dot, pb, gb, batch_shape, f"{pname}/{gname}", a)
+            np.subtract(gb, _col(dot), out=ob)
+            np.multiply(ob, pb, out=ob)
+
+    run_rows(N, step, 2 * prow.nbytes, work)
     return _finish(dest, direct, p, ax, out, dtype)
 
 

@@ -173,6 +173,7 @@ def command(policy: Policy, inner: list[str], writable: list[str], cwd: str) -> 
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        "SOFTGRAD_NUM_THREADS": "1",
         "MALLOC_ARENA_MAX": "2",
     }
     argv = [
