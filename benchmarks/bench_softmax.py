@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 import softgrad as sg
+from softgrad._parallel import PARALLEL_BYTES
 
 try:
     import scipy
@@ -87,6 +88,23 @@ def sp_xent(z, labels):
     return loss, grad
 
 
+def op_bytes(op, z):
+    """Bytes of array input the operation reads (the size softgrad decides threads by)."""
+    return 2 * z.nbytes if op == "softmax_vjp" else z.nbytes
+
+
+def one_thread(f):
+    def call():
+        before = sg.get_num_threads()
+        sg.set_num_threads(1)
+        try:
+            return f()
+        finally:
+            sg.set_num_threads(before)
+
+    return call
+
+
 def candidates(op, z, labels, p, g):
     """name -> zero-argument callable, for one operation on one input."""
     c = {}
@@ -113,6 +131,9 @@ def candidates(op, z, labels, p, g):
     elif op == "softmax_vjp":
         c["softgrad"] = lambda: sg.softmax_vjp(p, g)
         c["numpy"] = lambda: np_vjp(p, g)
+    if sg.get_num_threads() > 1 and op_bytes(op, z) >= PARALLEL_BYTES:
+        # the same call held to the calling thread: what the helper threads add
+        c["sg 1 thread"] = one_thread(c["softgrad"])
     if torch is not None:
         tz = torch.from_numpy(z)
         if op == "softmax":
@@ -175,7 +196,7 @@ def run(shapes, dtypes, operations, rounds, target_seconds, seed=0):
     return results
 
 
-COLUMNS = ["softgrad", "numpy", "scipy", "torch", "z.copy()"]
+COLUMNS = ["softgrad", "sg 1 thread", "numpy", "scipy", "torch", "z.copy()"]
 
 
 def header():
@@ -229,17 +250,24 @@ def markdown(results, argv):
         ),
         "",
         (
-            "| operation | shape | dtype | softgrad | numpy | scipy | z.copy() | sg/copy | numpy/sg |"
-            " scipy/sg |"
+            f"- softgrad splits inputs of {PARALLEL_BYTES >> 20} MiB or more across"
+            f" {sg.get_num_threads()} threads (`softgrad.set_num_threads`); `sg 1 thread` is the"
+            " same call held to one thread, for those sizes."
         ),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "",
+        (
+            "| operation | shape | dtype | softgrad | sg 1 thread | numpy | scipy | z.copy() |"
+            " sg/copy | numpy/sg | scipy/sg |"
+        ),
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for op, shape, dtype, times in results:
         copy_r, np_r, sp_r = ratios(times)
         sp = fmt_time(times["scipy"]) if "scipy" in times else "-"
+        one = fmt_time(times["sg 1 thread"]) if "sg 1 thread" in times else "-"
         spr = f"{sp_r:.2f}x" if not math.isnan(sp_r) else "-"
         lines.append(
-            f"| {op} | {shape} | {dtype} | {fmt_time(times['softgrad'])} |"
+            f"| {op} | {shape} | {dtype} | {fmt_time(times['softgrad'])} | {one} |"
             f" {fmt_time(times['numpy'])} | {sp} | {fmt_time(times['z.copy()'])} |"
             f" {copy_r:.2f}x | {np_r:.2f}x | {spr} |"
         )

@@ -179,7 +179,7 @@ def _small_block(z, axis):
         if abs(float(m)) < limit:  # False for NaN
             return k, m, row - m
         return None
-    rows = z.reshape(N, n)
+    rows = z if z.ndim == 2 else z.reshape(N, n)
     fi = rows.argmax(axis=1)
     fi += offs
     m = rows.reshape(-1)[fi]
@@ -265,19 +265,44 @@ def _all_finite(v) -> bool:
 
 # A NaN or inf in p or g (or an overflowing product) must reach the named check below as a NaN
 # or inf in the inner product, not as a numpy RuntimeWarning first (an error under -W error).
-@np.errstate(invalid="ignore", over="ignore")
+# np.errstate costs ~0.7 us to enter and leave, as much as the inner product of a small batch;
+# it sets a context variable, which we set directly where NumPy has it (2.x), else fall back.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
+    from numpy._core.umath import _make_extobj
+
+    _IGNORE_FP = _make_extobj(all="ignore")
+except (ImportError, AttributeError, TypeError):  # other NumPy layouts: use np.errstate
+    _ERRSTATE = None
+
+
+def _quietly(fn, *args):
+    """``fn(*args)`` with NumPy's floating-point warnings off."""
+    if _ERRSTATE is None:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    token = _ERRSTATE.set(_IGNORE_FP)
+    try:
+        return fn(*args)
+    finally:
+        _ERRSTATE.reset(token)
+
+
 def _quiet_vecdot(p, g):
     """``<p, g>`` along the last axis, never warning."""
-    return np.vecdot(p, g)
+    return _quietly(np.vecdot, p, g)
 
 
-@np.errstate(invalid="ignore", over="ignore")
-def _quiet_rowdot(pb, gb, scratch):
-    """``<p, g>`` per row of a block, never warning. Long rows avoid BLAS (vecdot), which goes
-    multithreaded above ~10^4 entries and then stalls on a busy machine."""
+def _rowdot(pb, gb, scratch):
     if pb.shape[1] <= _VECDOT_MAX:
         return np.vecdot(pb, gb, axis=1)
     return np.add.reduce(np.multiply(pb, gb, out=scratch), axis=1)
+
+
+def _quiet_rowdot(pb, gb, scratch):
+    """``<p, g>`` per row of a block, never warning. Long rows avoid BLAS (vecdot), which goes
+    multithreaded above ~10^4 entries and then stalls on a busy machine."""
+    return _quietly(_rowdot, pb, gb, scratch)
 
 
 def logsumexp(z, axis=-1, keepdims=False, *, out=None):
@@ -335,7 +360,8 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
         if e.shape[0] == 1:
             res = m + np.log1p(np.add.reduce(e, axis=None))
             return res if z.ndim == 1 else res.reshape(z.shape[:-1])
-        return (m + np.log1p(np.add.reduce(e, axis=1))).reshape(z.shape[:-1])
+        res = m + np.log1p(np.add.reduce(e, axis=1))
+        return res if z.ndim == 2 else res.reshape(z.shape[:-1])
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
     step = _block_step(N, n, rows.itemsize)
@@ -422,7 +448,7 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
             p *= 1.0 / np.add.reduce(p, axis=None)
         else:
             p *= np.reciprocal(np.add.reduce(p, axis=1))[:, None]
-        return p.reshape(z.shape)
+        return p if p.ndim == z.ndim else p.reshape(z.shape)
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
     if out is not None:
@@ -499,7 +525,7 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
             d -= np.log1p(np.add.reduce(e, axis=None))
         else:
             d -= np.log1p(np.add.reduce(e, axis=1))[:, None]
-        return d.reshape(z.shape)
+        return d if d.ndim == z.ndim else d.reshape(z.shape)
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
     N, n = rows.shape
     if out is not None:
@@ -566,36 +592,60 @@ def softmax_jacobian(z, axis=-1):
     return J
 
 
+_VJP_PLANS: dict = {}
+
+
+def _small_vjp_plan(shape, char, axis):
+    """1 for one row, 2 for several, 0 for "not the small path"; cached per shape and dtype."""
+    plan = _VJP_PLANS.get((shape, char, axis))
+    if plan is None:
+        size = math.prod(shape) if shape else 0
+        plan = 0
+        if (
+            char in "fd"
+            and shape
+            and (axis == -1 or axis == len(shape) - 1)
+            and 0 < size * np.dtype(char).itemsize <= _ONE_BLOCK_BYTES
+            and shape[-1] <= _VECDOT_MAX
+        ):
+            plan = 1 if size == shape[-1] else 2
+        if len(_VJP_PLANS) > 256:
+            _VJP_PLANS.clear()
+        _VJP_PLANS[shape, char, axis] = plan
+    return plan
+
+
 def _small_vjp(p, g, axis):
     """``p * (g - <g, p>)`` for small float32/float64 input along the last axis, or None.
 
     The same operations as the block loop of :func:`_vjp_like`, without its bookkeeping; None
     means "use the general path" (other types or sizes, or a NaN or inf, which it reports).
     """
-    if (
-        type(p) is np.ndarray
-        and type(g) is np.ndarray
-        and type(axis) is int
-        and p.ndim
-        and (axis == -1 or axis == p.ndim - 1)
-        and p.shape == g.shape
-        and p.dtype == g.dtype
-        and p.dtype.char in "fd"
-        and 0 < p.size * p.itemsize <= _ONE_BLOCK_BYTES
-        and p.shape[-1] <= _VECDOT_MAX
-    ):
-        if p.size == p.shape[-1]:
-            dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
-            if math.isfinite(dot):
-                res = g - dot
-                res *= p
-                return res
-        else:
-            dot = _quiet_vecdot(p, g)
-            if _all_finite(dot.reshape(-1)):
-                res = g - dot[..., None]
-                res *= p
-                return res
+    if type(p) is not np.ndarray or type(g) is not np.ndarray or type(axis) is not int:
+        return None
+    shape = p.shape
+    plan = _VJP_PLANS.get((shape, p.dtype.char, axis))
+    if plan is None:
+        plan = _small_vjp_plan(shape, p.dtype.char, axis)
+    if not plan or g.shape != shape or g.dtype != p.dtype:
+        return None
+    if plan == 1:
+        dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
+        if math.isfinite(dot):
+            res = g - dot
+            res *= p
+            return res
+        return None
+    token = _ERRSTATE.set(_IGNORE_FP) if _ERRSTATE is not None else None
+    try:
+        dot = np.vecdot(p, g) if token is not None else _quiet_vecdot(p, g)
+    finally:
+        if token is not None:
+            _ERRSTATE.reset(token)
+    if _all_finite(dot if dot.ndim == 1 else dot.reshape(-1)):
+        res = g - dot[..., None]
+        res *= p
+        return res
     return None
 
 
