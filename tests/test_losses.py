@@ -298,3 +298,53 @@ def test_small_batches_with_labels_at_the_arg_max_match_the_block_loop(eps, hits
             np.testing.assert_array_equal(loss, big_loss[:4])
     for r in hits if eps == 0 else ():  # target entry -sum_{j != k} p_j: tiny but not 0
         assert -1e-6 < grad[r, 0] < 0
+
+
+# ---------------------------------------------------------------- out= for the gradient
+
+
+def _targets(z, kind):
+    rng = np.random.default_rng(11)
+    if kind == "labels":
+        return rng.integers(0, z.shape[-1], size=z.shape[:-1])
+    return rng.random(z.shape).astype(z.dtype)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (700, 600)])  # the short path, and row blocks
+@pytest.mark.parametrize("kind", ["labels", "weights"])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_out_argument_is_written_and_returned(shape, kind, eps, dtype):
+    z = np.random.default_rng(2).normal(scale=3, size=shape).astype(dtype)
+    target = _targets(z, kind)
+    loss, expected = sg.cross_entropy_with_grad(z, target, label_smoothing=eps)
+    out = np.full_like(z, np.nan)
+    loss2, grad = sg.cross_entropy_with_grad(z, target, label_smoothing=eps, out=out)
+    assert grad is out
+    assert loss2 == loss
+    np.testing.assert_array_equal(out, expected)
+    out = np.full_like(z, np.nan)
+    assert sg.cross_entropy_grad(z, target, label_smoothing=eps, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # in place over the logits
+    w = z.copy()
+    assert sg.cross_entropy_grad(w, target, label_smoothing=eps, out=w) is w
+    np.testing.assert_array_equal(w, expected)
+
+
+def test_gradient_out_along_another_axis():
+    z = np.random.default_rng(4).normal(size=(5, 3))
+    labels = np.array([0, 2, 1])
+    out = np.empty_like(z)
+    assert sg.cross_entropy_grad(z, labels, axis=0, out=out) is out
+    np.testing.assert_array_equal(out, sg.cross_entropy_grad(z.T.copy(), labels).T)
+
+
+def test_gradient_out_of_the_wrong_shape_or_dtype_is_named():
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"out has shape \(3, 2\), expected \(2, 3\)"):
+        sg.cross_entropy_grad(z, np.array([0, 1]), out=np.empty((3, 2)))
+    with pytest.raises(TypeError, match=r"out has dtype float32, expected float64"):
+        sg.cross_entropy_with_grad(z, np.array([0, 1]), out=np.empty((2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"out must be a numpy array, got list"):
+        sg.cross_entropy_grad(z, np.array([0, 1]), out=[[0.0] * 3] * 2)

@@ -30,7 +30,10 @@ from softgrad._validation import (
 )
 from softgrad.softmax import (
     _block_step,
+    _check_out,
     _col,
+    _dest,
+    _finish,
     _offsets,
     _prepare,
     _row_offsets,
@@ -41,12 +44,13 @@ from softgrad.softmax import (
 __all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
 
 
-def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
+def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, out=None):
     eps = check_smoothing(label_smoothing) if label_smoothing != 0.0 else 0.0
     if reduction != "mean":
         check_reduction(reduction)
     if (
-        type(target) is np.ndarray
+        out is None
+        and type(target) is np.ndarray
         and type(logits) is np.ndarray
         and target.size > 1
         and target.dtype.kind in "iu"
@@ -103,7 +107,13 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
     loss_rows = np.empty(N, dtype=cdt)
     step = _block_step(N, n, rows.itemsize)
     offs = _row_offsets(N, step, n)
-    grad = np.empty((N, n), dtype=cdt) if want_grad else None
+    direct = False
+    if out is not None:
+        _check_out(out, z.shape, z.dtype)
+    if want_grad:
+        grad, direct = _dest(z, ax, out, rows)  # straight into out when its layout allows
+    else:
+        grad = None
 
     def work(lo, hi):
         scratch = None if want_grad else np.empty((min(hi - lo, step), n), dtype=cdt)
@@ -179,11 +189,7 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad):
         loss_out = dtype.type(total)
     if not want_grad:
         return loss_out, None
-    if ax == z.ndim - 1:
-        g = grad.reshape(z.shape)
-    else:
-        g = np.moveaxis(grad.reshape(batch_shape + (n,)), -1, ax)
-    return loss_out, (g if g.dtype == dtype else g.astype(dtype))
+    return loss_out, _finish(grad, direct, z, ax, out, dtype)
 
 
 def _labels_block(e, fi, li, c, eps, want_grad):
@@ -286,12 +292,14 @@ def cross_entropy(logits, target, *, axis=-1, reduction="mean", label_smoothing=
     return _cross_entropy(logits, target, axis, reduction, label_smoothing, False)[0]
 
 
-def cross_entropy_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True)[1]
+def cross_entropy_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0, out=None):
+    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, out)[1]
 
 
-def cross_entropy_with_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True)
+def cross_entropy_with_grad(
+    logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0, out=None
+):
+    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, out)
 
 
 cross_entropy.__doc__ = (
@@ -335,10 +343,18 @@ cross_entropy.__doc__ = (
 """
 )
 
+_OUT = """    out : ndarray, optional
+        Array of the logits' shape and floating dtype to write the gradient into (may be
+        ``logits`` itself). Reusing one buffer step after step saves allocating, and
+        page-faulting, a fresh array of the logits' size each time. If an error is raised,
+        ``out`` may already hold some rows.
+"""
+
 cross_entropy_grad.__doc__ = (
     """Gradient of :func:`cross_entropy` with respect to the logits.
 """
     + _PARAMS
+    + _OUT
     + """
     Returns
     -------
@@ -378,6 +394,7 @@ cross_entropy_with_grad.__doc__ = (
     as either alone.
 """
     + _PARAMS
+    + _OUT
     + """
     Returns
     -------
