@@ -564,3 +564,13 @@ def test_python_under_tmp_is_bound_over_the_private_tmp(tmp_path, monkeypatch):
     venv_bind = pairs.index(("--ro-bind", str(venv)))
     assert str(venv).startswith("/tmp/")
     assert tmp_mount < venv_bind
+
+
+def test_sandboxed_kernels_use_one_thread_for_blas_and_softgrad(tmp_path):
+    """The grader runs several kernels on few cores: none of them may spread over all cores."""
+    from softgrad.grading import sandbox
+
+    argv = sandbox.command(sandbox.Policy(), ["true"], [], str(tmp_path))
+    env = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SOFTGRAD_NUM_THREADS"):
+        assert env.get(var) == "1", var
