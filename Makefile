@@ -15,7 +15,7 @@ JOBS ?= 2
 TIMEOUT ?= 30
 MEMORY ?= 2g
 
-.PHONY: help venv book test test-fast release grade lint bench bench-grading lock clean
+.PHONY: help venv book test test-fast release grade lint bench bench-torch bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -57,6 +57,19 @@ lint: $(STAMP) ## ruff over the package and tests
 
 bench: $(STAMP) ## run the speed benchmark and print ratios
 	$(PY) benchmarks/bench_softmax.py
+
+# PyTorch as a peer in the benchmark, in a venv of its own (torch's sympy wants another mpmath
+# than the tests pin). torch 2.13.0 is the CPU build this project's machines keep on disk.
+TORCH_VENV := .venv-torch
+pin = $(shell grep -i '^$(1)==' constraints.txt)
+$(TORCH_VENV)/.installed: constraints.txt pyproject.toml
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install -q "$(call pin,numpy)" "$(call pin,scipy)" torch==2.13.0
+	$(TORCH_VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+bench-torch: $(TORCH_VENV)/.installed ## the speed benchmark with PyTorch (CPU) as a peer, into benchmarks/RESULTS.md
+	$(TORCH_VENV)/bin/python benchmarks/bench_softmax.py --rounds 9 --markdown benchmarks/RESULTS.md
 
 bench-grading: release ## time grading 20 students x 6 assignments (writes benchmarks/GRADING_RESULTS.md)
 	$(PY) benchmarks/bench_grading.py --write benchmarks/GRADING_RESULTS.md

@@ -105,6 +105,18 @@ def one_thread(f):
     return call
 
 
+def torch_xent(tz, tlabels):
+    """PyTorch's fused loss, forward and backward through autograd (the way it is used)."""
+    leaf = tz.clone().requires_grad_(True)
+
+    def run():
+        loss = torch.nn.functional.cross_entropy(leaf, tlabels)
+        (grad,) = torch.autograd.grad(loss, leaf)
+        return loss, grad
+
+    return run
+
+
 def candidates(op, z, labels, p, g):
     """name -> zero-argument callable, for one operation on one input."""
     c = {}
@@ -142,6 +154,12 @@ def candidates(op, z, labels, p, g):
             c["torch"] = lambda: torch.log_softmax(tz, dim=-1)
         elif op == "logsumexp":
             c["torch"] = lambda: torch.logsumexp(tz, dim=-1)
+        elif op == "xent fwd+bwd":
+            c["torch"] = torch_xent(tz, torch.from_numpy(labels))
+        elif op == "softmax_vjp":
+            tp, tg = torch.from_numpy(p), torch.from_numpy(g)
+            # the kernel autograd runs for softmax's backward, without the graph around it
+            c["torch"] = lambda: torch.ops.aten._softmax_backward_data(tg, tp, -1, tp.dtype)
     c["z.copy()"] = lambda: z.copy()
     return c
 
@@ -203,7 +221,7 @@ def header():
     return (
         f"{'operation':<13} {'shape':<13} {'dtype':<8}"
         + "".join(f"{c:>11}" for c in COLUMNS)
-        + f"{'sg/copy':>9}{'numpy/sg':>10}{'scipy/sg':>10}"
+        + f"{'sg/copy':>9}{'numpy/sg':>10}{'scipy/sg':>10}{'torch/sg':>10}"
     )
 
 
@@ -219,7 +237,8 @@ def format_row(op, shape, dtype, times):
     cells = "".join(f"{fmt_time(times[c]) if c in times else '-':>11}" for c in COLUMNS)
     copy_r, np_r, sp_r = ratios(times)
     sp = f"{sp_r:>9.2f}x" if not math.isnan(sp_r) else f"{'-':>10}"
-    return f"{op:<13} {shape!s:<13} {dtype:<8}{cells}{copy_r:>8.2f}x{np_r:>9.2f}x{sp}"
+    th = f"{times['torch'] / times['softgrad']:>9.2f}x" if "torch" in times else f"{'-':>10}"
+    return f"{op:<13} {shape!s:<13} {dtype:<8}{cells}{copy_r:>8.2f}x{np_r:>9.2f}x{sp}{th}"
 
 
 def markdown(results, argv):
@@ -240,13 +259,19 @@ def markdown(results, argv):
         + (f", torch {torch.__version__}" if torch is not None else ", torch not installed"),
         (
             "- Best of interleaved rounds; times per call. `sg/copy` is softgrad's time over"
-            " `z.copy()` (the memory floor); `numpy/sg` and `scipy/sg` above 1 mean softgrad is"
-            " faster."
+            " `z.copy()` (the memory floor); `numpy/sg`, `scipy/sg` and `torch/sg` above 1 mean"
+            " softgrad is faster."
         ),
         (
             "- numpy baseline: the textbook stable formulas (subtract the row max, exp, sum,"
             " divide / log); scipy: `scipy.special.softmax / log_softmax / logsumexp`; the fused"
             " cross-entropy baseline for scipy uses `log_softmax` and `exp` of it."
+        ),
+        (
+            "- torch (CPU, when installed; not a dependency): `torch.softmax / log_softmax /"
+            " logsumexp`, `F.cross_entropy` forward and backward through autograd, and the kernel"
+            " of softmax's backward (`aten._softmax_backward_data`) for the VJP; its own"
+            f" {torch.get_num_threads() if torch is not None else '-'} intra-op threads."
         ),
         "",
         (
@@ -256,20 +281,22 @@ def markdown(results, argv):
         ),
         "",
         (
-            "| operation | shape | dtype | softgrad | sg 1 thread | numpy | scipy | z.copy() |"
-            " sg/copy | numpy/sg | scipy/sg |"
+            "| operation | shape | dtype | softgrad | sg 1 thread | numpy | scipy | torch | z.copy() |"
+            " sg/copy | numpy/sg | scipy/sg | torch/sg |"
         ),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for op, shape, dtype, times in results:
         copy_r, np_r, sp_r = ratios(times)
         sp = fmt_time(times["scipy"]) if "scipy" in times else "-"
+        th = fmt_time(times["torch"]) if "torch" in times else "-"
         one = fmt_time(times["sg 1 thread"]) if "sg 1 thread" in times else "-"
         spr = f"{sp_r:.2f}x" if not math.isnan(sp_r) else "-"
+        thr = f"{times['torch'] / times['softgrad']:.2f}x" if "torch" in times else "-"
         lines.append(
             f"| {op} | {shape} | {dtype} | {fmt_time(times['softgrad'])} | {one} |"
-            f" {fmt_time(times['numpy'])} | {sp} | {fmt_time(times['z.copy()'])} |"
-            f" {copy_r:.2f}x | {np_r:.2f}x | {spr} |"
+            f" {fmt_time(times['numpy'])} | {sp} | {th} | {fmt_time(times['z.copy()'])} |"
+            f" {copy_r:.2f}x | {np_r:.2f}x | {spr} | {thr} |"
         )
     lines += ["", "## Targets (issue 2)", ""] + [f"- {t}" for t in targets(results)]
     return "\n".join(lines) + "\n"

@@ -173,7 +173,7 @@ def _small_block(z, axis):
         return None
     N, n, limit, offs = plan
     if N == 1:
-        row = z.reshape(1, n)
+        row = z if z.ndim == 2 else z.reshape(1, n)
         k = row.argmax()
         m = row[0, k]
         if abs(float(m)) < limit:  # False for NaN
@@ -356,10 +356,12 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     if out is None and not keepdims and (blk := _small_block(z, axis)) is not None:
         fi, m, e = blk
         np.exp(e, out=e)
-        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        # the arg-max term, exactly 1, is added back by log1p
         if e.shape[0] == 1:
+            e[0, fi] = 0.0
             res = m + np.log1p(np.add.reduce(e, axis=None))
             return res if z.ndim == 1 else res.reshape(z.shape[:-1])
+        e.reshape(-1)[fi] = 0.0
         res = m + np.log1p(np.add.reduce(e, axis=1))
         return res if z.ndim == 2 else res.reshape(z.shape[:-1])
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
@@ -520,10 +522,12 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     if out is None and temperature == 1.0 and (blk := _small_block(z, axis)) is not None:
         fi, _, d = blk
         e = np.exp(d)
-        e.reshape(-1)[fi] = 0.0  # the arg-max term, exactly 1, is added back by log1p
+        # the arg-max term, exactly 1, is added back by log1p
         if d.shape[0] == 1:
+            e[0, fi] = 0.0
             d -= np.log1p(np.add.reduce(e, axis=None))
         else:
+            e.reshape(-1)[fi] = 0.0
             d -= np.log1p(np.add.reduce(e, axis=1))[:, None]
         return d if d.ndim == z.ndim else d.reshape(z.shape)
     z, ax, rows, batch_shape = _prepare(z, axis, "z")
