@@ -146,19 +146,23 @@ def test_error_names_the_first_bad_row_as_on_one_thread(bad_rows, threads):
     assert len(set(messages)) == 1
 
 
-def test_an_error_in_a_helper_waits_for_the_other_runs(threads):
+@pytest.mark.parametrize("failing", ["helper", "caller"])
+def test_an_error_is_raised_only_after_every_run_has_finished(failing, threads):
+    """Whichever run fails, the slow one still finishes (and writes) before the caller sees
+    the error, so no thread is left writing into arrays the caller gets back."""
     threads(2)
     done = []
 
     def work(lo, hi):
-        if lo == 0:
-            raise ValueError("first run fails")
-        threading.Event().wait(0.05)  # the calling thread's run is still busy when it fails
+        is_helper = lo == 0  # the helper takes the first run, the calling thread the last
+        if is_helper == (failing == "helper"):
+            raise ValueError(f"the {failing}'s run fails")
+        threading.Event().wait(0.1)  # the other run is still busy when this one fails
         done.append(hi)
 
-    with pytest.raises(ValueError, match="first run fails"):
+    with pytest.raises(ValueError, match=f"the {failing}'s run fails"):
         _parallel.run_rows(10, 1, _parallel.PARALLEL_BYTES, work)
-    assert done == [10]
+    assert done == ([10] if failing == "helper" else [5])
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
