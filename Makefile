@@ -52,8 +52,9 @@ grade: $(STAMP) ## grade SUBMISSIONS=dir (<student>/<assignment>/<notebook>.ipyn
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2] [TIMEOUT=30] [MEMORY=2g]"; exit 2; }
 	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --timeout $(TIMEOUT) --memory $(MEMORY)
 
-lint: $(STAMP) ## ruff over the package and tests
+lint: $(STAMP) ## ruff over the package, tests and benchmarks: lint rules and formatting
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: $(STAMP) ## run the speed benchmark and print ratios
 	$(PY) benchmarks/bench_softmax.py
