@@ -596,29 +596,6 @@ def softmax_jacobian(z, axis=-1):
     return J
 
 
-_VJP_PLANS: dict = {}
-
-
-def _small_vjp_plan(shape, char, axis):
-    """1 for one row, 2 for several, 0 for "not the small path"; cached per shape and dtype."""
-    plan = _VJP_PLANS.get((shape, char, axis))
-    if plan is None:
-        size = math.prod(shape) if shape else 0
-        plan = 0
-        if (
-            char in "fd"
-            and shape
-            and (axis == -1 or axis == len(shape) - 1)
-            and 0 < size * np.dtype(char).itemsize <= _ONE_BLOCK_BYTES
-            and shape[-1] <= _VECDOT_MAX
-        ):
-            plan = 1 if size == shape[-1] else 2
-        if len(_VJP_PLANS) > 256:
-            _VJP_PLANS.clear()
-        _VJP_PLANS[shape, char, axis] = plan
-    return plan
-
-
 def _small_vjp(p, g, axis):
     """``p * (g - <g, p>)`` for small float32/float64 input along the last axis, or None.
 
@@ -628,24 +605,17 @@ def _small_vjp(p, g, axis):
     if type(p) is not np.ndarray or type(g) is not np.ndarray or type(axis) is not int:
         return None
     shape = p.shape
-    plan = _VJP_PLANS.get((shape, p.dtype.char, axis))
-    if plan is None:
-        plan = _small_vjp_plan(shape, p.dtype.char, axis)
-    if not plan or g.shape != shape or g.dtype != p.dtype:
+    plan = _small_plan(shape, p.dtype.char, axis)  # the same size limits as softmax's short path
+    if plan is None or plan[1] > _VECDOT_MAX or g.shape != shape or g.dtype != p.dtype:
         return None
-    if plan == 1:
+    if plan[0] == 1:  # one row
         dot = np.vdot(p, g)  # unlike dot, vdot never warns: a NaN or inf shows in its result
         if math.isfinite(dot):
             res = g - dot
             res *= p
             return res
         return None
-    token = _ERRSTATE.set(_IGNORE_FP) if _ERRSTATE is not None else None
-    try:
-        dot = np.vecdot(p, g) if token is not None else _quiet_vecdot(p, g)
-    finally:
-        if token is not None:
-            _ERRSTATE.reset(token)
+    dot = _quiet_vecdot(p, g)
     if _all_finite(dot if dot.ndim == 1 else dot.reshape(-1)):
         res = g - dot[..., None]
         res *= p
