@@ -189,3 +189,40 @@ def test_gradcheck_float32_uses_looser_default_tolerances():
     result = sg.gradcheck(sg.softmax, z, vjp=lambda x, g: sg.softmax_vjp(sg.softmax(x), g))
     assert result.ok
     assert result.rtol > 1e-6
+
+
+def test_the_same_infinity_on_both_sides_agrees_and_only_that():
+    """An analytic and a numeric entry that are the same infinity agree; any other infinity,
+    or a NaN, is a failed entry (reported, never a warning)."""
+    step_up = lambda x: np.where(x > 0, np.inf, 0.0).sum()
+    x = np.array([0.0, -2.0])
+    same = sg.gradcheck(step_up, x, grad=np.array([np.inf, 0.0]))
+    assert same.ok, same
+    assert same.numeric[0] == np.inf
+    opposite = sg.gradcheck(step_up, x, grad=np.array([-np.inf, 0.0]))
+    assert not opposite.ok
+    assert opposite.worst_index == (0,)
+    finite = sg.gradcheck(step_up, x, grad=np.array([1e300, 0.0]))
+    assert not finite.ok
+    nan = sg.gradcheck(step_up, x, grad=np.array([np.nan, 0.0]))
+    assert not nan.ok
+    assert nan.max_rel_error == np.inf
+
+
+def test_all_three_modes_are_one_vector_jacobian_product():
+    """grad, jacobian and vjp give the same comparison, entry by entry and along directions."""
+    z = np.array([0.3, -1.2, 2.0, 0.5])
+    f = lambda x: sg.log_softmax(x)[2]
+    grad = lambda x: np.eye(4)[2] - sg.softmax(x)
+    jac = lambda x: (np.eye(4)[2] - sg.softmax(x))[None, :].reshape(4)
+    by_grad = sg.gradcheck(f, z, grad=grad)
+    by_vjp = sg.gradcheck(f, z, vjp=lambda x, g: g * grad(x))
+    by_jac = sg.gradcheck(f, z, jacobian=jac)
+    for r in (by_grad, by_vjp, by_jac):
+        assert r.ok
+    np.testing.assert_array_equal(by_vjp.analytic.reshape(4), by_grad.analytic)
+    np.testing.assert_array_equal(by_jac.analytic.reshape(4), by_grad.analytic)
+    d_grad = sg.gradcheck(f, z, grad=grad, n_directions=5)
+    d_vjp = sg.gradcheck(f, z, vjp=lambda x, g: g * grad(x), n_directions=5)
+    np.testing.assert_allclose(d_grad.analytic, d_vjp.analytic, rtol=1e-15)
+    np.testing.assert_array_equal(d_grad.numeric, d_vjp.numeric)

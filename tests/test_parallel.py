@@ -92,7 +92,7 @@ def test_large_input_really_uses_helper_threads(threads, monkeypatch):
 
         return real(N, step, nbytes, traced)
 
-    monkeypatch.setattr(sys.modules["softgrad.softmax"], "run_rows", spy)
+    monkeypatch.setattr(sys.modules["softgrad._rows"], "run_rows", spy)
     threads(2)
     sg.softmax(_inputs("float64")[0])
     assert len(seen) == 2

@@ -12,15 +12,16 @@ float16/32/64 (integers become float64), and never forms an (n, n) matrix unless
   -- Chapter 4 (sec-cross-entropy)
 - :func:`numerical_jacobian`, :func:`gradcheck` -- Chapter 5 (sec-gradient-checking)
 - :func:`set_num_threads`, :func:`get_num_threads` -- how many threads large inputs use
+
+The code lives in private modules named for what they hold (``_softmax.py``, ``_losses.py``,
+``_gradcheck.py``), so that ``softgrad.softmax`` is the function; ``_rows.py`` is the driver
+under them all (row blocks, threads, ``out=``) and ``_validation.py`` holds every input check.
 """
 
-import sys
-import types
-
+from softgrad._gradcheck import GradcheckResult, gradcheck, numerical_jacobian
+from softgrad._losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
 from softgrad._parallel import get_num_threads, set_num_threads
-from softgrad.gradcheck import GradcheckResult, gradcheck, numerical_jacobian
-from softgrad.losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
-from softgrad.softmax import (
+from softgrad._softmax import (
     log_softmax,
     logsumexp,
     softmax,
@@ -47,22 +48,3 @@ __all__ = [
     "softmax_jvp",
     "softmax_vjp",
 ]
-
-
-class _Package(types.ModuleType):
-    """The package module, guarding two public names against their own submodules.
-
-    ``softgrad.softmax`` and ``softgrad.gradcheck`` are functions that share their names with
-    the modules that define them. An import system that re-imports such a module (pytest's
-    ``--import-mode=importlib`` does, when a doctest file is named on the command line) sets
-    the module as an attribute of the package, which would hide the function. Keep the
-    function; the module stays reachable as ``sys.modules["softgrad.softmax"]``.
-    """
-
-    def __setattr__(self, name, value):
-        if name in ("softmax", "gradcheck") and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -132,7 +132,10 @@ def run_rows(N: int, step: int, nbytes: int, work) -> None:
     as it would on one thread, and no thread is still writing when the caller sees it.
     """
     nblocks = -(-N // step)
-    threads = min(get_num_threads(), nblocks) if nbytes >= PARALLEL_BYTES else 1
+    if nbytes < PARALLEL_BYTES or nblocks == 1:
+        work(0, N)
+        return
+    threads = min(get_num_threads(), nblocks)
     pool = _get_pool(threads - 1) if threads > 1 else None
     if pool is None:
         work(0, N)

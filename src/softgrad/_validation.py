@@ -1,12 +1,12 @@
-"""Input checks shared by the numeric functions.
+"""Input checks for every numeric function, in one place.
 
 Every error names the argument it is about and, where it applies, the batch row, so that a
 student who passes a bad array learns *which* row of *which* argument is wrong, e.g.
-``logits: row (2,) contains NaN``.
+``z: row (2,) contains NaN``. All checks run before anything is written to ``out=``.
 
-The checks on logits are nearly free: the row maximum is computed anyway for stability, and
-it is NaN if the row has a NaN, ``+inf`` if it has a ``+inf``, and ``-inf`` if every entry
-is ``-inf``. Only when one of those shows up do we go looking for the culprit.
+The checks on logits are nearly free: the row maximum is needed anyway for stability, and it is
+NaN if the row has a NaN, ``+inf`` if it has a ``+inf`` and ``-inf`` if every entry is ``-inf``.
+Only when one of those shows up do we go looking for the culprit.
 """
 
 from __future__ import annotations
@@ -16,33 +16,18 @@ import numbers
 
 import numpy as np
 
-__all__ = [
-    "as_float_array",
-    "check_axis",
-    "check_finite_rows",
-    "check_positive_number",
-    "check_reduction",
-    "check_smoothing",
-    "compute_dtype",
-    "describe_row",
-    "to_rows",
-]
-
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def as_float_array(x, name: str) -> np.ndarray:
-    """Return ``x`` as a floating ndarray; integers and booleans become float64.
+    """``x`` as a floating ndarray; integers and booleans become float64.
 
     Raises ``TypeError`` for complex, object, string and other non-real input.
     """
-    if isinstance(x, np.ndarray):
-        a = x
-    else:
-        try:
-            a = np.asarray(x)
-        except (ValueError, TypeError) as exc:  # ragged lists and the like
-            raise ValueError(f"{name}: could not be converted to a numeric array ({exc})") from None
+    try:
+        a = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise ValueError(f"{name}: could not be converted to a numeric array ({exc})") from None
     kind = a.dtype.kind
     if kind == "f":
         return a
@@ -55,13 +40,25 @@ def as_float_array(x, name: str) -> np.ndarray:
     raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
 
 
-def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """Working precision: float16 is computed in float32 and rounded once at the end."""
+def working_dtype(dtype: np.dtype) -> np.dtype:
+    """The native-byte-order dtype we compute in: float16 is computed in float32 and rounded
+    once at the end; a big-endian float64 is computed as a native float64."""
+    dtype = np.dtype(dtype)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+def result_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of a result: the input's floating type, in native byte order."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
 def check_axis(axis, ndim: int, name: str) -> int:
-    """Normalise ``axis`` to a non-negative int, or raise a ValueError naming ``name``."""
+    """Normalise ``axis`` to a non-negative int, or raise naming ``name``."""
+    if type(axis) is int and -ndim <= axis < ndim:
+        return axis % ndim
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an integer, got {axis!r}")
     axis = int(axis)
@@ -73,46 +70,35 @@ def check_axis(axis, ndim: int, name: str) -> int:
     return axis % ndim
 
 
-def to_rows(a: np.ndarray, axis: int, name: str):
-    """View (or copy) ``a`` as a C-contiguous 2-D array of shape (N, n), rows along ``axis``.
-
-    Returns ``(rows, batch_shape)``. Raises ValueError for empty input.
-    """
+def check_not_empty(a: np.ndarray, axis: int, name: str) -> None:
     if a.size == 0:
         if a.shape[axis] == 0:
             raise ValueError(f"{name}: the class axis (axis {axis}) is empty, shape {a.shape}")
         raise ValueError(f"{name} is empty (shape {a.shape})")
-    moved = a if axis == a.ndim - 1 else np.moveaxis(a, axis, -1)
-    batch_shape = moved.shape[:-1]
-    n = moved.shape[-1]
-    rows = np.ascontiguousarray(moved).reshape(-1, n)
-    return rows, batch_shape
 
 
 def describe_row(r: int, batch_shape: tuple) -> str:
-    """Human form of flat row ``r``: ``row (2,)`` for batched input, ``the row`` for 1-D."""
-    if len(batch_shape) == 0:
-        return "the row"
+    """``name: row (2,)`` for batched input; just ``name`` for a single row."""
     return f"row {tuple(int(i) for i in np.unravel_index(r, batch_shape))}"
 
 
-def _prefix(name: str, r: int, batch_shape: tuple) -> str:
+def located(name: str, r: int, batch_shape: tuple) -> str:
     if len(batch_shape) == 0:
         return name
     return f"{name}: {describe_row(r, batch_shape)}"
 
 
-def check_finite_rows(m: np.ndarray, row_offset: int, batch_shape: tuple, name: str) -> None:
-    """Raise if a row maximum ``m`` shows a NaN, a ``+inf`` or an all ``-inf`` row.
+def check_row_maxima(m: np.ndarray, first_row: int, batch_shape: tuple, name: str) -> None:
+    """Raise if a row maximum in ``m`` shows a NaN, a ``+inf`` or an all ``-inf`` row.
 
-    ``m`` holds the row maxima (NaN-propagating) of rows ``row_offset, row_offset + 1, ...``.
+    ``m`` holds the (NaN-propagating) maxima of rows ``first_row, first_row + 1, ...``.
     """
-    if np.isfinite(m).all():
+    finite = np.isfinite(m)
+    if finite.all():
         return
-    bad = np.flatnonzero(~np.isfinite(m))[0]
-    r = row_offset + int(bad)
-    value = m.flat[bad]
-    where = _prefix(name, r, batch_shape)
+    bad = int(np.flatnonzero(~finite)[0])
+    where = located(name, first_row + bad, batch_shape)
+    value = m[bad]
     if np.isnan(value):
         raise ValueError(f"{where} contains NaN")
     if value > 0:
@@ -120,17 +106,14 @@ def check_finite_rows(m: np.ndarray, row_offset: int, batch_shape: tuple, name: 
     raise ValueError(f"{where} is all -inf, so every class is masked and softmax is undefined")
 
 
-def check_finite_pair(
-    dot: np.ndarray, a: np.ndarray, b: np.ndarray, batch_shape: tuple, names: str, row_offset: int
-) -> None:
-    """Raise if a per-row inner product ``dot`` of rows of ``a`` and ``b`` is not finite.
-
-    That means a NaN or inf in one of the inputs, or finite inputs whose product overflows.
-    """
-    if np.isfinite(dot).all():
+def check_inner_products(dot, a, b, first_row: int, batch_shape: tuple, names: str) -> None:
+    """Raise if a row's inner product ``dot`` of rows of ``a`` and ``b`` is not finite: a NaN or
+    inf in one of them, or finite entries whose products overflow."""
+    finite = np.isfinite(dot)
+    if finite.all():
         return
-    bad = int(np.flatnonzero(~np.isfinite(dot.ravel()))[0])
-    where = _prefix(names, row_offset + bad, batch_shape)
+    bad = int(np.flatnonzero(~finite)[0])
+    where = located(names, first_row + bad, batch_shape)
     if np.isfinite(a[bad]).all() and np.isfinite(b[bad]).all():
         raise ValueError(
             f"{where}: the inner product of the two overflows (entries too large; "
@@ -141,6 +124,8 @@ def check_finite_pair(
 
 def check_positive_number(value, name: str) -> float:
     """A finite real number > 0 (``temperature``)."""
+    if type(value) is float and 0.0 < value < math.inf:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -151,6 +136,8 @@ def check_positive_number(value, name: str) -> float:
 
 def check_smoothing(value) -> float:
     """``label_smoothing`` in [0, 1]."""
+    if type(value) is float and 0.0 <= value <= 1.0:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"label_smoothing must be a real number in [0, 1], got {value!r}")
     value = float(value)
@@ -160,45 +147,62 @@ def check_smoothing(value) -> float:
 
 
 def check_reduction(value) -> str:
-    if value not in REDUCTIONS:
+    if not isinstance(value, str) or value not in REDUCTIONS:
         raise ValueError(f"reduction must be one of 'mean', 'sum', 'none'; got {value!r}")
     return value
 
 
 def check_labels(labels: np.ndarray, n: int, batch_shape: tuple) -> np.ndarray:
-    """Integer class indices in [0, n); returns them flattened as intp."""
-    flat = labels.reshape(-1)
-    if flat.shape[0] <= 32:  # plain Python is quicker on a few values
-        values = flat.tolist()
-        ok = 0 <= min(values) and max(values) < n
-    else:
-        # Viewed as unsigned, a negative label becomes huge: one max checks both ends.
-        u = flat.view(f"u{flat.itemsize}") if flat.dtype.kind == "i" else flat
-        ok = int(np.maximum.reduce(u)) < n
-    if not ok:
-        bad = (flat < 0) | (flat >= n)
+    """Integer class indices in ``[0, n)``, returned flat as native ``intp``.
+
+    Converted first, so that any byte order, width or signedness is read by value.
+    """
+    flat = np.asarray(labels).reshape(-1)
+    if flat.dtype.kind == "u" and flat.dtype.itemsize >= np.dtype(np.intp).itemsize:
+        too_big = flat >= n  # compared as unsigned: a huge label must not wrap to a negative
+        if too_big.any():
+            r = int(np.flatnonzero(too_big)[0])
+            raise ValueError(
+                f"{located('target', r, batch_shape)} has class index {int(flat[r])}, out of "
+                f"range for {n} classes (valid: 0..{n - 1})"
+            )
+    flat = flat.astype(np.intp)
+    bad = (flat < 0) | (flat >= n)
+    if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        where = _prefix("target", r, batch_shape)
+        where = located("target", r, batch_shape)
         if flat[r] < 0:
             raise ValueError(f"{where} has class index {int(flat[r])}, which is negative")
         raise ValueError(
             f"{where} has class index {int(flat[r])}, out of range for {n} classes "
             f"(valid: 0..{n - 1})"
         )
-    return flat.astype(np.intp, copy=False)
+    return flat
 
 
 def check_weights(y: np.ndarray, batch_shape: tuple) -> None:
-    """Class weights: finite and non-negative, checked per row."""
+    """Class weights (rows of ``y``): finite and non-negative."""
     lo = y.min(axis=1)  # NaN propagates
     hi = y.max(axis=1)
     bad = ~(lo >= 0) | ~np.isfinite(hi)
     if not bad.any():
         return
     r = int(np.flatnonzero(bad)[0])
-    where = _prefix("target", r, batch_shape)
+    where = located("target", r, batch_shape)
     if np.isnan(lo[r]) or np.isnan(hi[r]):
         raise ValueError(f"{where} contains NaN")
     if lo[r] < 0:
         raise ValueError(f"{where} has a negative class weight {lo[r]!r}; weights must be >= 0")
     raise ValueError(f"{where} contains inf; class weights must be finite")
+
+
+def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> None:
+    """``out`` must be a writeable ndarray of the result's shape and floating dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
+    if out.dtype.newbyteorder("=") != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")

@@ -433,8 +433,7 @@ def _call(
             caller = frame.f_back
             outermost = caller is None or not _in_softgrad(caller.f_code)
             if outermost and frame.f_code.co_name not in allow:
-                module = frame.f_globals.get("__name__", "softgrad")
-                calls.add(f"{module}.{frame.f_code.co_name}")
+                calls.add(f"softgrad.{frame.f_code.co_name}")  # the public name
 
     old_profile = sys.getprofile()
     was_tracing = tracemalloc.is_tracing()

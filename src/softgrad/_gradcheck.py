@@ -1,4 +1,9 @@
-"""Numerical Jacobians by central differences, and a gradient checker built on them."""
+"""Numerical Jacobians by central differences, and a gradient checker built on them.
+
+:func:`gradcheck` sees every analytic derivative it is given -- a gradient, a Jacobian or a
+vector-Jacobian product -- as one thing, the VJP ``v -> v^T J``, and compares it with central
+differences, either entry by entry or along random directions.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,29 @@ from softgrad._validation import as_float_array
 __all__ = ["GradcheckResult", "gradcheck", "numerical_jacobian"]
 
 
-def _default_eps(dtype: np.dtype) -> float:
+def _default_step(dtype: np.dtype) -> float:
     # Central differences: truncation error ~ h^2, rounding error ~ u / h; balanced at h ~ u^(1/3).
     return float(np.finfo(dtype).eps) ** (1.0 / 3.0)
 
 
+def _check_step(step, dtype) -> float:
+    if step is None:
+        return _default_step(dtype)
+    if isinstance(step, bool) or not isinstance(step, int | float | np.floating):
+        raise TypeError(f"step must be a number, got {step!r}")
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a finite number > 0, got {step!r}")
+    return float(step)
+
+
+def _point(x) -> np.ndarray:
+    """A private, C-ordered, native copy of ``x``: the differences write into it in place."""
+    x = as_float_array(x, "x")
+    return np.array(x, dtype=x.dtype.newbyteorder("="), order="C", copy=True)
+
+
 def _call(f, x):
-    y = np.asarray(f(x))
+    y = np.asarray(f(x.copy()))  # a copy: f may modify its argument
     if y.dtype.kind not in "iubf":
         raise TypeError(f"f must return real numbers, got dtype {y.dtype}")
     return y
@@ -32,12 +53,13 @@ def _difference(f_plus, f_minus):
     up as a failed entry in :func:`gradcheck`'s report rather than as a numpy RuntimeWarning.
     """
     f_plus = np.asarray(f_plus, dtype=np.float64)
+    f_minus = np.asarray(f_minus, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         d = f_plus - f_minus
     return np.where(f_plus == f_minus, 0.0, d)
 
 
-def numerical_jacobian(f, x, eps=None):
+def numerical_jacobian(f, x, step=None):
     """Jacobian of ``f`` at ``x`` by central differences.
 
     Parameters
@@ -46,8 +68,8 @@ def numerical_jacobian(f, x, eps=None):
         Maps an array shaped like ``x`` to an array (or a scalar). Called ``2 * x.size`` times.
     x : array_like, shape (...)
         Point at which to differentiate. Integers are promoted to float64; ``x`` is not modified.
-    eps : float, optional
-        Relative step. Entry ``i`` is moved by ``h_i = eps * max(1, |x_i|)``. The default is
+    step : float, optional
+        Relative step. Entry ``i`` is moved by ``h_i = step * max(1, |x_i|)``. The default is
         ``u ** (1/3)`` for the unit roundoff ``u`` of ``x``'s dtype (about 6e-6 in float64),
         which balances truncation against rounding error.
 
@@ -76,28 +98,24 @@ def numerical_jacobian(f, x, eps=None):
     >>> numerical_jacobian(lambda x: (x ** 2).sum(), np.array([1.0, 3.0]))
     array([2., 6.])
     """
-    x = as_float_array(x, "x")
-    if eps is None:
-        eps = _default_eps(x.dtype)
-    elif not (isinstance(eps, int | float | np.floating) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    x = _point(x)
+    step = _check_step(step, x.dtype)
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or inf")
-    xp = np.array(x, copy=True)
-    fx = _call(f, xp.copy())
+    fx = _call(f, x)
     J = np.empty(fx.shape + (x.size,), dtype=x.dtype)
-    flat = xp.reshape(-1)
+    flat = x.reshape(-1)
     for j in range(x.size):
         xj = flat[j]
-        h = eps * max(1.0, abs(float(xj)))
+        h = step * max(1.0, abs(float(xj)))
         flat[j] = xj + h
         hi = flat[j]
-        f_plus = _call(f, xp.copy())
+        f_plus = _call(f, x)
         flat[j] = xj - h
         lo = flat[j]
-        f_minus = _call(f, xp.copy())
+        f_minus = _call(f, x)
         flat[j] = xj
-        J[..., j] = _difference(f_plus, f_minus) / float(hi - lo)
+        J[..., j] = _difference(f_plus, f_minus) / float(hi - lo)  # the step actually taken
     return J.reshape(fx.shape + x.shape)
 
 
@@ -170,6 +188,26 @@ _TOLERANCES = {  # (rtol, atol) by dtype of x
 _FULL_LIMIT = 1000  # inputs larger than this are checked along random directions by default
 
 
+def _as_vjp(mode, given, x, fx):
+    """The analytic derivative of any mode as ``vjp(v) = v^T J`` (an array shaped like x)."""
+    if mode == "vjp":
+        return lambda v: np.asarray(given(x.copy(), v.astype(fx.dtype)), dtype=np.float64)
+    value = np.asarray(given(x.copy()) if callable(given) else given, dtype=np.float64)
+    if mode == "grad":
+        if fx.size != 1:
+            raise ValueError(
+                f"grad needs a scalar f; f(x) has shape {fx.shape}, use jacobian or vjp"
+            )
+        if value.shape != x.shape:
+            raise ValueError(f"analytic grad has shape {value.shape}, expected {x.shape}")
+        return lambda v: float(np.sum(v)) * value
+    if value.shape != fx.shape + x.shape:
+        raise ValueError(
+            f"analytic jacobian has shape {value.shape}, expected {fx.shape + x.shape}"
+        )
+    return lambda v: np.tensordot(v, value, axes=v.ndim)
+
+
 def gradcheck(
     f,
     x,
@@ -177,7 +215,7 @@ def gradcheck(
     grad=None,
     jacobian=None,
     vjp=None,
-    eps=None,
+    step=None,
     rtol=None,
     atol=None,
     n_directions=None,
@@ -200,7 +238,7 @@ def gradcheck(
         ``x -> J`` with shape ``f(x).shape + x.shape``, or the Jacobian itself.
     vjp : callable, optional
         ``(x, g) -> g^T J`` (shape of ``x``) for an upstream ``g`` shaped like ``f(x)``.
-    eps : float, optional
+    step : float, optional
         Relative step for :func:`numerical_jacobian`.
     rtol, atol : float, optional
         Tolerances; an entry passes if ``|a - n| <= max(atol, rtol * max(|a|, |n|))``.
@@ -241,17 +279,19 @@ def gradcheck(
       worst entry (1,): analytic 6, numeric 12...
     """
     given = [
-        name for name, v in (("grad", grad), ("jacobian", jacobian), ("vjp", vjp)) if v is not None
+        (name, v)
+        for name, v in (("grad", grad), ("jacobian", jacobian), ("vjp", vjp))
+        if v is not None
     ]
     if len(given) != 1:
         raise TypeError(
-            f"gradcheck: give exactly one of grad, jacobian, vjp (got {given or 'none'})"
+            f"gradcheck: give exactly one of grad, jacobian, vjp "
+            f"(got {[name for name, _ in given] or 'none'})"
         )
-    mode = given[0]
+    mode, derivative = given[0]
     if mode == "vjp" and not callable(vjp):
         raise TypeError("vjp must be a callable (x, g) -> g^T J")
-    x = as_float_array(x, "x")
-    x = np.array(x, copy=True)
+    x = _point(x)
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or inf")
     d_rtol, d_atol = _TOLERANCES.get(x.dtype, (1e-6, 1e-8))
@@ -259,82 +299,56 @@ def gradcheck(
     atol = d_atol if atol is None else float(atol)
     if rtol < 0 or atol < 0:
         raise ValueError(f"rtol and atol must be >= 0, got rtol={rtol}, atol={atol}")
-    fx = _call(f, x.copy())
+    step = _check_step(step, x.dtype)
+    fx = _call(f, x)
+    if fx.dtype.kind != "f":
+        fx = fx.astype(np.float64)
+    vjp_of = _as_vjp(mode, derivative, x, fx)
     if n_directions is None and x.size > _FULL_LIMIT:
         n_directions = 8
 
     if n_directions is None:
-        numeric = numerical_jacobian(f, x, eps).astype(np.float64)
+        # Every entry: row i of J is the VJP of the i-th unit vector.
+        numeric = numerical_jacobian(f, x, step).astype(np.float64)
+        analytic = np.empty(fx.shape + x.shape)
+        for i in np.ndindex(fx.shape):
+            unit = np.zeros(fx.shape, dtype=fx.dtype)
+            unit[i] = 1.0
+            analytic[i] = vjp_of(unit)
         if mode == "grad":
-            if fx.size != 1:
-                raise ValueError(
-                    f"grad needs a scalar f; f(x) has shape {fx.shape}, use jacobian or vjp"
-                )
-            numeric = numeric.reshape(x.shape)
-            analytic = np.asarray(grad(x.copy()) if callable(grad) else grad, dtype=np.float64)
-        elif mode == "jacobian":
-            analytic = np.asarray(
-                jacobian(x.copy()) if callable(jacobian) else jacobian, dtype=np.float64
-            )
-        else:
-            analytic = np.empty(fx.shape + x.shape, dtype=np.float64)
-            for i in np.ndindex(fx.shape):
-                g = np.zeros(fx.shape, dtype=fx.dtype if fx.dtype.kind == "f" else np.float64)
-                g[i] = 1.0
-                analytic[i] = vjp(x.copy(), g)
-        if analytic.shape != numeric.shape:
-            raise ValueError(
-                f"analytic {mode} has shape {analytic.shape}, expected {numeric.shape}"
-            )
+            analytic, numeric = analytic.reshape(x.shape), numeric.reshape(x.shape)
     else:
+        # Random directions: v^T J u, with J u by a central difference along u.
         n_directions = int(n_directions)
         if n_directions < 1:
             raise ValueError(f"n_directions must be >= 1, got {n_directions}")
         rng = np.random.default_rng(seed)
-        mode_name = mode
-        mode = f"{mode_name} (random directions)"
+        mode = f"{mode} (random directions)"
+        h = step * max(1.0, float(np.abs(x).max()))
         numeric = np.empty(n_directions)
         analytic = np.empty(n_directions)
-        e = _default_eps(x.dtype) if eps is None else eps
-        h = e * max(1.0, float(np.abs(x).max()))
-        an_grad = an_jac = None
-        if mode_name == "grad":
-            an_grad = np.asarray(grad(x.copy()) if callable(grad) else grad, dtype=np.float64)
-        elif mode_name == "jacobian":
-            an_jac = np.asarray(
-                jacobian(x.copy()) if callable(jacobian) else jacobian, dtype=np.float64
-            )
         for t in range(n_directions):
             u = rng.standard_normal(x.shape)
             u /= np.abs(u).max()
             v = rng.standard_normal(fx.shape)
-            f_plus = f((x + h * u).astype(x.dtype))
-            f_minus = f((x - h * u).astype(x.dtype))
-            # A NaN or inf on either side makes that direction fail in the report, quietly.
-            with np.errstate(invalid="ignore", over="ignore"):
+            f_plus = _call(f, (x + h * u).astype(x.dtype))
+            f_minus = _call(f, (x - h * u).astype(x.dtype))
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf fail in the report
                 numeric[t] = np.sum(v * _difference(f_plus, f_minus)) / (2 * h)
-                if mode_name == "grad":
-                    analytic[t] = np.sum(an_grad * u) * (float(np.sum(v)) if fx.size == 1 else 1)
-                elif mode_name == "jacobian":
-                    Ju = np.tensordot(an_jac, u, axes=u.ndim) if u.ndim else an_jac * u
-                    analytic[t] = np.sum(v * Ju)
-                else:
-                    analytic[t] = np.sum(
-                        np.asarray(vjp(x.copy(), v.astype(fx.dtype)), dtype=np.float64) * u
-                    )
+                analytic[t] = np.sum(vjp_of(v) * u)
 
     with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf entries fail, quietly
         diff = np.abs(analytic - numeric)
     diff = np.where(analytic == numeric, 0.0, diff)  # the same infinity on both sides agrees
-    scale = np.maximum(
-        np.maximum(np.abs(analytic), np.abs(numeric)), atol / rtol if rtol > 0 else np.inf
-    )
+    size = np.maximum(np.abs(analytic), np.abs(numeric))
+    scale = np.maximum(size, atol / rtol if rtol > 0 else np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(diff == 0, 0.0, diff / scale)
-    rel = np.where(np.isnan(analytic) | np.isnan(numeric), np.inf, rel)
-    ok = bool(
-        np.all(diff <= np.maximum(atol, rtol * np.maximum(np.abs(analytic), np.abs(numeric))))
-    )
+    # an infinite or NaN difference (opposite infinities, inf against a number, a NaN) fails,
+    # even where the tolerance rtol * inf would let it through
+    broken = ~np.isfinite(diff)
+    rel = np.where(broken, np.inf, rel)
+    ok = bool(np.all((diff <= np.maximum(atol, rtol * size)) & ~broken))
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape) if rel.size else ()
     result = GradcheckResult(
         ok=ok,
