@@ -28,6 +28,7 @@ from softgrad._validation import (
     check_reduction,
     check_smoothing,
     check_weights,
+    target_kind,
 )
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
@@ -37,7 +38,7 @@ class _Labels:
     """An integer class label per row: ``y`` is one-hot."""
 
     def __init__(self, labels, n, batch_shape):
-        self.labels = check_labels(labels, n, batch_shape)
+        self.labels = check_labels(np.asarray(labels), n, batch_shape)
         self.inputs = []
 
     def terms(self, a, b, d, k, scratch):
@@ -74,29 +75,9 @@ class _Weights:
 
 
 def _target(target, zr):
-    if not isinstance(target, np.ndarray):
-        try:
-            target = np.asarray(target)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"target: could not be converted to a numeric array ({exc})") from None
-    kind = target.dtype.kind
-    if kind not in "iubf":
-        raise TypeError(
-            f"target: expected integer labels or real class weights, got dtype {target.dtype}"
-        )
-    if target.shape == zr.shape:
+    if target_kind(target, zr.shape, zr.batch_shape, zr.axis) == "weights":
         return _Weights(target, zr)
-    if target.shape == zr.batch_shape:
-        if kind not in "iu":
-            raise TypeError(
-                f"target: class labels must be integers, got dtype {target.dtype} "
-                f"(for class weights pass an array of shape {zr.shape})"
-            )
-        return _Labels(target, zr.rows.shape[1], zr.batch_shape)
-    raise ValueError(
-        f"target has shape {target.shape}; expected {zr.batch_shape} (integer labels: logits' "
-        f"shape {zr.shape} without axis {zr.axis}) or {zr.shape} (class weights)"
-    )
+    return _Labels(target, zr.rows.shape[1], zr.batch_shape)
 
 
 def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, out=None):
@@ -107,8 +88,6 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, 
     y = _target(target, zr)
     c = 1.0 / N if reduction == "mean" else 1.0  # the gradient's scale
     result = Result(zr, out, [zr, *y.inputs]) if want_grad else None
-    if out is not None and not want_grad:
-        raise TypeError("out is only for the gradient")
     loss_rows = np.empty(N, dtype=zr.rows.dtype)
 
     def kernel(a, b, state, scratch):

@@ -56,7 +56,10 @@ def as_rows(x, axis, name: str, dtype=None) -> Rows:
     check_not_empty(a, ax, name)
     moved = a if ax == a.ndim - 1 else np.moveaxis(a, ax, -1)
     wdt = working_dtype(a.dtype if dtype is None else dtype)
-    rows = np.ascontiguousarray(moved, dtype=wdt).reshape(-1, a.shape[ax])
+    if moved.ndim == 2 and moved.dtype == wdt and moved.flags.c_contiguous:
+        rows = moved  # already rows: the common case costs nothing
+    else:
+        rows = np.ascontiguousarray(moved, dtype=wdt).reshape(-1, a.shape[ax])
     out_dtype = result_dtype(a.dtype if dtype is None else dtype)
     return Rows(rows, a.shape, ax, moved.shape[:-1], out_dtype)
 
@@ -132,8 +135,7 @@ def map_blocks(N: int, n: int, dtype, nbytes: int, check, kernel, check_first: b
     With ``check_first`` every block is checked before any kernel runs (for ``out=``).
     Errors are raised for the first bad row, also when several threads work.
     """
-    itemsize = np.dtype(dtype).itemsize
-    step = rows_per_block(N, n, itemsize)
+    step = rows_per_block(N, n, np.dtype(dtype).itemsize)
 
     def blocks(lo, hi, body):
         scratch = Scratch(min(step, hi - lo), n, dtype)
@@ -143,7 +145,9 @@ def map_blocks(N: int, n: int, dtype, nbytes: int, check, kernel, check_first: b
     # Inside the kernels, over/invalid only come from entries that are already -inf or far
     # below the maximum, whose results are exact zeros (or are named by a check): quiet them.
     with np.errstate(over="ignore", invalid="ignore"):
-        if check_first:
+        if N <= step:  # one block: checked before it is written, nothing to walk or share
+            kernel(0, N, check(0, N), Scratch(N, n, dtype))
+        elif check_first:
             states = {}
             run_rows(
                 N,

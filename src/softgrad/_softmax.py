@@ -55,11 +55,15 @@ def row_maxima(z):
     return z[np.arange(len(k)), k], k
 
 
-def checked_maxima(rows, name):
-    """``check(a, b)`` for the driver: the row maxima of rows a..b, or the named error."""
+def checked_maxima(rows, name, where=True):
+    """``check(a, b)`` for the driver: the row maxima of rows a..b (and, with ``where``, their
+    positions), or the named error."""
 
     def check(a, b):
-        m, k = row_maxima(rows.rows[a:b])
+        if where:
+            m, k = row_maxima(rows.rows[a:b])
+        else:
+            m, k = rows.rows[a:b].max(axis=1), None  # max, like argmax, propagates NaN
         check_row_maxima(m, a, rows.batch_shape, name)
         return m, k
 
@@ -84,7 +88,7 @@ def _log1p_sum(z, m, k, d, temperature, e):
     a relative error of up to ``u |d_j|`` in ``e_j`` (``u`` the unit roundoff). Where the sum is
     made of terms far below the maximum -- ``z = [100.3, 1.1]``, one dominant logit -- that
     error is all of ``log1p(s)``'s: 48 ulps there. ``sum_j e_j |d_j| / ((1 + s) L)`` bounds it
-    in ulps of ``L``; on the rows where it could exceed 2, the exact rounding error of each
+    in ulps of ``L``; on the rows where it could exceed ``_FIX_ULPS``, the exact rounding error of each
     ``d_j`` (Knuth's two-sum) corrects ``s``: ``exp(d_j + lo_j) = e_j (1 + lo_j)`` to first order.
     """
     np.exp(d, out=e)
@@ -241,7 +245,13 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
 
     N, n = zr.rows.shape
     map_blocks(
-        N, n, zr.rows.dtype, zr.rows.nbytes, checked_maxima(zr, "z"), kernel, out is not None
+        N,
+        n,
+        zr.rows.dtype,
+        zr.rows.nbytes,
+        checked_maxima(zr, "z", where=False),
+        kernel,
+        out is not None,
     )
     return result.finish()
 

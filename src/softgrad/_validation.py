@@ -93,6 +93,8 @@ def check_row_maxima(m: np.ndarray, first_row: int, batch_shape: tuple, name: st
 
     ``m`` holds the (NaN-propagating) maxima of rows ``first_row, first_row + 1, ...``.
     """
+    if math.isfinite(np.add.reduce(m)):  # one reduction; an overflowing sum looks further
+        return
     finite = np.isfinite(m)
     if finite.all():
         return
@@ -109,6 +111,8 @@ def check_row_maxima(m: np.ndarray, first_row: int, batch_shape: tuple, name: st
 def check_inner_products(dot, a, b, first_row: int, batch_shape: tuple, names: str) -> None:
     """Raise if a row's inner product ``dot`` of rows of ``a`` and ``b`` is not finite: a NaN or
     inf in one of them, or finite entries whose products overflow."""
+    if math.isfinite(np.add.reduce(dot)):
+        return
     finite = np.isfinite(dot)
     if finite.all():
         return
@@ -150,6 +154,33 @@ def check_reduction(value) -> str:
     if not isinstance(value, str) or value not in REDUCTIONS:
         raise ValueError(f"reduction must be one of 'mean', 'sum', 'none'; got {value!r}")
     return value
+
+
+def target_kind(target, shape: tuple, batch_shape: tuple, axis: int) -> str:
+    """``"weights"`` (one weight per class, the logits' shape) or ``"labels"`` (one integer class
+    per row, the logits' shape without the class axis); anything else is a named error."""
+    try:
+        target = np.asarray(target)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"target: could not be converted to a numeric array ({exc})") from None
+    kind = target.dtype.kind
+    if kind not in "iubf":
+        raise TypeError(
+            f"target: expected integer labels or real class weights, got dtype {target.dtype}"
+        )
+    if target.shape == shape:
+        return "weights"
+    if target.shape == batch_shape:
+        if kind not in "iu":
+            raise TypeError(
+                f"target: class labels must be integers, got dtype {target.dtype} "
+                f"(for class weights pass an array of shape {shape})"
+            )
+        return "labels"
+    raise ValueError(
+        f"target has shape {target.shape}; expected {batch_shape} (integer labels: logits' "
+        f"shape {shape} without axis {axis}) or {shape} (class weights)"
+    )
 
 
 def check_labels(labels: np.ndarray, n: int, batch_shape: tuple) -> np.ndarray:
