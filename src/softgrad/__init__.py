@@ -11,6 +11,8 @@ float16/32/64 (integers become float64), and never forms an (n, n) matrix unless
 - :func:`cross_entropy`, :func:`cross_entropy_grad`, :func:`cross_entropy_with_grad`
   -- Chapter 4 (sec-cross-entropy)
 - :func:`numerical_jacobian`, :func:`gradcheck` -- Chapter 5 (sec-gradient-checking)
+- :func:`linear_cross_entropy`, :func:`linear_cross_entropy_with_grad` -- Chapter 8
+  (sec-linear-cross-entropy)
 - :func:`set_num_threads`, :func:`get_num_threads` -- how many threads large inputs use
 
 The code lives in private modules named for what they hold (``_softmax.py``, ``_losses.py``,
@@ -19,6 +21,7 @@ under them all (row blocks, threads, ``out=``) and ``_validation.py`` holds ever
 """
 
 from softgrad._gradcheck import GradcheckResult, gradcheck, numerical_jacobian
+from softgrad._linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from softgrad._losses import cross_entropy, cross_entropy_grad, cross_entropy_with_grad
 from softgrad._parallel import get_num_threads, set_num_threads
 from softgrad._softmax import (
@@ -39,6 +42,8 @@ __all__ = [
     "cross_entropy_with_grad",
     "get_num_threads",
     "gradcheck",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "log_softmax",
     "logsumexp",
     "numerical_jacobian",

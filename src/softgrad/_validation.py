@@ -237,3 +237,38 @@ def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> None:
         raise TypeError(f"{name} has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
+
+
+def check_finite_matrix(x, name: str, ndim: int) -> np.ndarray:
+    """A real array of ``ndim`` dimensions with no NaN or inf; the error names the first bad row.
+
+    Checked a block of rows at a time through row sums (a NaN or inf propagates into the sum;
+    a finite row whose sum overflows is looked at entry by entry), so that a large weight
+    matrix costs one read and no array of its size.
+    """
+    a = as_float_array(x, name)
+    if a.ndim != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimension{'s' if ndim > 1 else ''}, got shape {a.shape}"
+        )
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    rows = a.reshape(a.shape[0], -1)
+    step = max(1, (1 << 20) // max(1, rows.shape[1] * rows.itemsize))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(0, rows.shape[0], step):
+            sums = np.add.reduce(rows[lo : lo + step], axis=1)
+            for r in np.flatnonzero(~np.isfinite(sums)):
+                if not np.isfinite(rows[lo + r]).all():
+                    what = "row" if ndim > 1 else "entry"
+                    raise ValueError(f"{name}: {what} ({lo + int(r)},) contains NaN or inf")
+    return a
+
+
+def check_chunk_size(value, N: int, default: int) -> int:
+    """``chunk_size``: a positive integer (capped at N), or None for ``default``."""
+    if value is None:
+        return max(1, min(N, default))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None, got {value!r}")
+    return min(N, int(value))
