@@ -41,15 +41,14 @@ class _Labels:
         self.labels = check_labels(np.asarray(labels), n, batch_shape)
         self.inputs = []
 
-    def terms(self, a, b, d, k, scratch):
+    def terms(self, a, b, d, k, r, scratch):
         """``(sum_j y_j, sum_{j != k} y_j, sum_j y_j d_j)`` for rows a..b."""
         y = self.labels[a:b]
-        rest = (y != k).astype(d.dtype)
-        return np.ones_like(rest), rest, d[np.arange(b - a), y]
+        return 1.0, y != k, d[r, y]
 
-    def subtract(self, grad, a, b, w, scratch):
+    def subtract(self, grad, a, b, r, w, scratch):
         """``grad -= w * y`` for rows a..b."""
-        grad[np.arange(b - a), self.labels[a:b]] -= w
+        grad[r, self.labels[a:b]] -= w
 
 
 class _Weights:
@@ -60,17 +59,17 @@ class _Weights:
         check_weights(self.y.rows, zr.batch_shape)
         self.inputs = [self.y]
 
-    def terms(self, a, b, d, k, scratch):
+    def terms(self, a, b, d, k, r, scratch):
         y = self.y.rows[a:b]
         t = np.multiply(y, d, out=scratch(2, b - a))
         np.copyto(t, 0.0, where=y == 0)  # 0 * (-inf) = 0 for a weightless masked class
         yd = t.sum(axis=1)
         np.copyto(t, y)
-        t[np.arange(b - a), k] = 0.0
+        t[r, k] = 0.0
         rest = t.sum(axis=1)  # sum_{j != k} y_j, summed without the (maybe large) y_k
-        return rest + y[np.arange(b - a), k], rest, yd
+        return rest + y[r, k], rest, yd
 
-    def subtract(self, grad, a, b, w, scratch):
+    def subtract(self, grad, a, b, r, w, scratch):
         grad -= np.multiply(self.y.rows[a:b], w, out=scratch(2, b - a))
 
 
@@ -91,31 +90,31 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, 
     loss_rows = np.empty(N, dtype=zr.rows.dtype)
 
     def kernel(a, b, state, scratch):
-        m, k = state
+        m, k, r = state
         zb = zr.rows[a:b]
         d = shifted(zb, m, 1.0, scratch(0, b - a))  # d_j = z_j - m
         e = result.array[a:b] if want_grad else scratch(1, b - a)  # exp(d), then the gradient
-        s, L = _log1p_sum(zb, m, k, d, 1.0, e)  # L = log sum_j exp(d_j) = logsumexp(z) - m
-        Y, rest, yd = y.terms(a, b, d, k, scratch)
+        s, L = _log1p_sum(zb, m, k, r, d, 1.0, e)  # L = log sum_j exp(d_j) = logsumexp(z) - m
+        Y, rest, yd = y.terms(a, b, d, k, r, scratch)
         # loss = sum_j y'_j (L - d_j), y' = (1 - ls) y + ls / n: every term is >= 0
         Ys = (1.0 - ls) * Y + ls  # sum_j y'_j
         loss = Ys * L
         if ls < 1:
-            loss -= (1.0 - ls) * yd
+            loss -= yd if ls == 0 else (1.0 - ls) * yd
         if ls > 0:
             loss -= (ls / n) * d.sum(axis=1)
         loss_rows[a:b] = loss
         if want_grad:
             g = e
-            inv = np.reciprocal(1.0 + s)  # p_k = 1 / (1 + s), p_j = e_j / (1 + s)
-            g *= (c * Ys * inv)[:, None]  # c Y' p (the arg-max entry is set below)
-            y.subtract(g, a, b, c * (1.0 - ls), scratch)  # - c (1 - ls) y
+            q = (c * Ys) / (1.0 + s)  # c Y' p_k, as p_k = 1 / (1 + s) and p_j = e_j p_k
+            g *= q[:, None]  # c Y' p (the arg-max entry is set below)
+            y.subtract(g, a, b, r, c * (1.0 - ls), scratch)  # - c (1 - ls) y
             if ls > 0:
                 g -= c * ls / n
             # arg-max entry c (Y' p_k - y'_k) = c (sum_{j != k} y'_j - Y' (1 - p_k)), with
-            # 1 - p_k = s / (1 + s): no p_k - 1 that rounds to 0
-            rest_s = (1.0 - ls) * rest + ls * (n - 1) / n
-            g[np.arange(b - a), k] = c * (rest_s - Ys * s * inv)
+            # c Y' (1 - p_k) = q s: no p_k - 1 that rounds to 0
+            rest_s = rest if ls == 0 else (1.0 - ls) * rest + ls * (n - 1) / n
+            g[r, k] = c * rest_s - q * s
 
     map_blocks(
         N, n, zr.rows.dtype, zr.rows.nbytes, checked_maxima(zr, "logits"), kernel, out is not None

@@ -46,13 +46,15 @@ _FIX_ULPS = 8.0
 
 
 def row_maxima(z):
-    """Each row's maximum ``m`` and its position ``k``.
+    """Each row's maximum ``m``, its position ``k``, and the row numbers ``r`` (so that
+    ``z[r, k]`` is ``m``).
 
     ``argmax`` stops at a NaN, so ``m`` is NaN for a row with a NaN, ``+inf`` for a row with a
     ``+inf`` and ``-inf`` for a row that is all ``-inf``: the maxima are also the check.
     """
     k = z.argmax(axis=1)
-    return z[np.arange(len(k)), k], k
+    r = np.arange(len(k))
+    return z[r, k], k, r
 
 
 def checked_maxima(rows, name, where=True):
@@ -61,11 +63,11 @@ def checked_maxima(rows, name, where=True):
 
     def check(a, b):
         if where:
-            m, k = row_maxima(rows.rows[a:b])
+            m, k, r = row_maxima(rows.rows[a:b])
         else:
-            m, k = rows.rows[a:b].max(axis=1), None  # max, like argmax, propagates NaN
+            m, k, r = rows.rows[a:b].max(axis=1), None, None  # max propagates NaN too
         check_row_maxima(m, a, rows.batch_shape, name)
-        return m, k
+        return m, k, r
 
     return check
 
@@ -78,7 +80,7 @@ def shifted(z, m, temperature, d):
     return d
 
 
-def _log1p_sum(z, m, k, d, temperature, e):
+def _log1p_sum(z, m, k, r, d, temperature, e):
     """``s = sum_{j != k} exp(d_j)`` and ``L = log1p(s) = log sum_j exp(d_j)`` for a block.
 
     ``d = (z - m) / T`` is given; ``e`` receives ``exp(d)`` with the arg-max entry, exactly 1,
@@ -92,12 +94,11 @@ def _log1p_sum(z, m, k, d, temperature, e):
     ``d_j`` (Knuth's two-sum) corrects ``s``: ``exp(d_j + lo_j) = e_j (1 + lo_j)`` to first order.
     """
     np.exp(d, out=e)
-    rows = np.arange(len(k))
-    e[rows, k] = 0.0
+    e[r, k] = 0.0
     s = e.sum(axis=1)
     L = np.log1p(s)
-    spread = -np.vecdot(e, d)  # sum_j e_j |d_j|; NaN where a masked class gives 0 * (-inf)
-    fine = spread <= _FIX_ULPS * (1.0 + s) * L  # False also on the NaN rows
+    # -<e, d> = sum_j e_j |d_j|; NaN where a masked class gives 0 * (-inf), so not "fine"
+    fine = np.vecdot(e, d) >= -_FIX_ULPS * ((1.0 + s) * L)
     if not fine.all():
         fix = np.flatnonzero(~fine)
         zf, mf = z[fix], m[fix, None]
@@ -168,10 +169,10 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
     res = np.empty(N, dtype=zr.rows.dtype)
 
     def kernel(a, b, state, scratch):
-        m, k = state
+        m, k, r = state
         zb = zr.rows[a:b]
         d = shifted(zb, m, 1.0, scratch(0, b - a))
-        _, L = _log1p_sum(zb, m, k, d, 1.0, scratch(1, b - a))
+        _, L = _log1p_sum(zb, m, k, r, d, 1.0, scratch(1, b - a))
         np.add(m, L, out=res[a:b])  # logsumexp(z) = m + log1p(s)
 
     shape = zr.batch_shape
@@ -238,7 +239,7 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     result = Result(zr, out, [zr])
 
     def kernel(a, b, state, scratch):
-        m, _ = state
+        m = state[0]
         p = shifted(zr.rows[a:b], m, T, result.array[a:b])
         np.exp(p, out=p)
         p *= np.reciprocal(p.sum(axis=1, keepdims=True))  # p_i = e_i / sum_j e_j
@@ -306,10 +307,10 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     result = Result(zr, out, [zr])
 
     def kernel(a, b, state, scratch):
-        m, k = state
+        m, k, r = state
         zb = zr.rows[a:b]
         d = shifted(zb, m, T, result.array[a:b])
-        _, L = _log1p_sum(zb, m, k, d, T, scratch(0, b - a))
+        _, L = _log1p_sum(zb, m, k, r, d, T, scratch(0, b - a))
         d -= L[:, None]  # log p_j = d_j - log1p(s)
 
     N, n = zr.rows.shape

@@ -198,6 +198,8 @@ def check_labels(labels: np.ndarray, n: int, batch_shape: tuple) -> np.ndarray:
                 f"range for {n} classes (valid: 0..{n - 1})"
             )
     flat = flat.astype(np.intp)
+    if 0 <= flat.min() and flat.max() < n:
+        return flat
     bad = (flat < 0) | (flat >= n)
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
