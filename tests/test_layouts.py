@@ -220,3 +220,24 @@ def test_big_endian_labels_beyond_a_few_rows():
     huge[7] = 2**63 + 1  # would wrap to a negative intp
     with pytest.raises(ValueError, match=r"row \(7,\) has class index 9223372036854775809, out of"):
         sg.cross_entropy(z, huge)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_cross_entropy_ignores_layout(layout, dtype):
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(40, 6)).astype(dtype)
+    W = rng.normal(size=(30, 6)).astype(dtype)
+    b = rng.normal(size=30).astype(dtype)
+    labels = rng.integers(0, 30, size=40)
+    hl, Wl, bl = relayout(h, layout), relayout(W, layout), relayout(b[None, :], layout)[0]
+    got = sg.linear_cross_entropy_with_grad(hl, Wl, relayout(labels, layout), bias=bl, chunk_size=7)
+    want = sg.linear_cross_entropy_with_grad(
+        canonical(hl),
+        canonical(Wl),
+        canonical(relayout(labels, layout)),
+        bias=canonical(bl),
+        chunk_size=7,
+    )
+    for g, w in zip(got, want, strict=True):
+        same(g, w)
