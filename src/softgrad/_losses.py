@@ -215,10 +215,11 @@ cross_entropy.__doc__ = (
 )
 
 _OUT = """    out : ndarray, optional
-        Array of the logits' shape and floating dtype to write the gradient into (may be
-        ``logits`` itself). Reusing one buffer step after step saves allocating, and
-        page-faulting, a fresh array of the logits' size each time. If an error is raised,
-        ``out`` may already hold some rows.
+        Array of the logits' shape and floating dtype to write the gradient into. Reusing one
+        buffer step after step saves allocating, and page-faulting, a fresh array of the
+        logits' size each time. It may also be ``logits`` itself or overlap it (then the
+        gradient is computed into a fresh array and copied in). Every row is checked first,
+        so an error leaves ``out`` as it was.
 """
 
 cross_entropy_grad.__doc__ = (

@@ -211,7 +211,8 @@ def softmax(z, axis=-1, temperature=1.0, *, out=None):
     temperature : float, default 1.0
         ``T > 0``; large ``T`` flattens the distribution, small ``T`` sharpens it.
     out : ndarray, optional
-        Array of ``z``'s shape and floating dtype to write into (may be ``z`` itself).
+        Array of ``z``'s shape and floating dtype to write into: any layout, ``z`` itself, or
+        an array that overlaps ``z``. Every row is checked first, so an error leaves it as it was.
 
     Returns
     -------
@@ -279,7 +280,8 @@ def log_softmax(z, axis=-1, temperature=1.0, *, out=None):
     temperature : float, default 1.0
         ``T > 0``; computes ``log softmax(z / T)``.
     out : ndarray, optional
-        Array of ``z``'s shape and floating dtype to write into (may be ``z`` itself).
+        Array of ``z``'s shape and floating dtype to write into: any layout, ``z`` itself, or
+        an array that overlaps ``z``. Every row is checked first, so an error leaves it as it was.
 
     Returns
     -------
@@ -409,7 +411,8 @@ def softmax_vjp(p, g, axis=-1, *, out=None):
     axis : int, default -1
         The class axis.
     out : ndarray, optional
-        Array of ``p``'s shape and dtype to write into.
+        Array of ``p``'s shape and dtype to write into (may be ``p``, the other input, or
+        overlap them). Every row is checked first, so an error leaves it as it was.
 
     Returns
     -------
@@ -447,7 +450,8 @@ def softmax_jvp(p, v, axis=-1, *, out=None):
     axis : int, default -1
         The class axis.
     out : ndarray, optional
-        Array of ``p``'s shape and dtype to write into.
+        Array of ``p``'s shape and dtype to write into (may be ``p``, the other input, or
+        overlap them). Every row is checked first, so an error leaves it as it was.
 
     Returns
     -------
