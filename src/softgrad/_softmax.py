@@ -378,7 +378,7 @@ def _vjp(p, g, axis, gname, out):
     g = as_float_array(g, gname)
     if g.shape != p.shape:
         raise ValueError(f"{gname} has shape {g.shape}, but p has shape {p.shape}")
-    dtype = np.result_type(p.dtype, g.dtype)
+    dtype = p.dtype if p.dtype == g.dtype else np.result_type(p.dtype, g.dtype)
     pr = as_rows(p, axis, "p", dtype)
     gr = as_rows(g, axis, gname, dtype)
     result = Result(pr, out, [pr, gr])
