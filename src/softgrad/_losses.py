@@ -93,21 +93,21 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, 
         m, k, r = state
         zb = zr.rows[a:b]
         d = shifted(zb, m, 1.0, scratch(0, b - a))  # d_j = z_j - m
-        e = result.array[a:b] if want_grad else scratch(1, b - a)  # exp(d), then the gradient
-        s, L = _log1p_sum(zb, m, k, r, d, 1.0, e)  # L = log sum_j exp(d_j) = logsumexp(z) - m
         Y, rest, yd = y.terms(a, b, d, k, r, scratch)
+        sum_d = d.sum(axis=1) if ls > 0 else 0.0
+        e = d  # exp(d) goes in place of d
+        s, L = _log1p_sum(zb, m, k, r, d, 1.0, e)  # L = log sum_j exp(d_j) = logsumexp(z) - m
         # loss = sum_j y'_j (L - d_j), y' = (1 - ls) y + ls / n: every term is >= 0
         Ys = (1.0 - ls) * Y + ls  # sum_j y'_j
         loss = Ys * L
         if ls < 1:
             loss -= yd if ls == 0 else (1.0 - ls) * yd
         if ls > 0:
-            loss -= (ls / n) * d.sum(axis=1)
+            loss -= (ls / n) * sum_d
         loss_rows[a:b] = loss
         if want_grad:
-            g = e
             q = (c * Ys) / (1.0 + s)  # c Y' p_k, as p_k = 1 / (1 + s) and p_j = e_j p_k
-            g *= q[:, None]  # c Y' p (the arg-max entry is set below)
+            g = np.multiply(e, q[:, None], out=result.array[a:b])  # c Y' p (but the arg-max)
             y.subtract(g, a, b, r, c * (1.0 - ls), scratch)  # - c (1 - ls) y
             if ls > 0:
                 g -= c * ls / n

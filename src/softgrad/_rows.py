@@ -142,9 +142,10 @@ def map_blocks(N: int, n: int, dtype, nbytes: int, check, kernel, check_first: b
         for a in range(lo, hi, step):
             body(a, min(hi, a + step), scratch)
 
-    # Inside the kernels, over/invalid only come from entries that are already -inf or far
-    # below the maximum, whose results are exact zeros (or are named by a check): quiet them.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # Inside the kernels, over/invalid/divide only come from entries that are already -inf or
+    # far below the maximum, or rows whose other entries vanish: their results are exact zeros,
+    # or are named by a check. Quiet them.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if N <= step:  # one block: checked before it is written, nothing to walk or share
             kernel(0, N, check(0, N), Scratch(N, n, dtype))
         elif check_first:

@@ -108,26 +108,35 @@ def _log1p_sum(z, m, k, r, d, temperature, e):
     a relative error of up to ``u |d_j|`` in ``e_j`` (``u`` the unit roundoff). Where the sum is
     made of terms far below the maximum -- ``z = [100.3, 1.1]``, one dominant logit -- that
     error is all of ``log1p(s)``'s: 48 ulps there. ``sum_j e_j |d_j| / ((1 + s) L)`` bounds it
-    in ulps of ``L``; on the rows where it could exceed ``_FIX_ULPS``, the exact rounding error of each
-    ``d_j`` (Knuth's two-sum) corrects ``s``: ``exp(d_j + lo_j) = e_j (1 + lo_j)`` to first order.
+    in ulps of ``L``. That sum is at most ``s log((n - 1) / s)`` (it is ``s`` times the entropy
+    of ``e / s``, and an entropy is at most ``log`` of the number of terms), which costs
+    nothing to compute; only when that bound is over ``_FIX_ULPS`` is the sum itself formed,
+    and on the rows where it is over too, the exact rounding error of each ``d_j`` (Knuth's
+    two-sum) corrects ``s``: ``exp(d_j + lo_j) = e_j (1 + lo_j)`` to first order.
     """
-    np.exp(d, out=e)
+    np.exp(d, out=e)  # e may be d itself: d is not needed below
     e[r, k] = 0.0
     s = e.sum(axis=1)
     L = np.log1p(s)
-    # -<e, d> = sum_j e_j |d_j|; NaN where a masked class gives 0 * (-inf), so not "fine"
-    fine = rowdot(e, d) >= -_FIX_ULPS * ((1.0 + s) * L)
-    if not fine.all():
-        fix = np.flatnonzero(~fine)
-        zf, mf = z[fix], m[fix, None]
-        df = zf - mf  # d_j as rounded above (before the division by T)
+    limit = _FIX_ULPS * ((1.0 + s) * L)
+    doubt = ~(s * np.log((e.shape[1] - 1) / s) <= limit)  # NaN (s = 0) counts as a doubt
+    if not doubt.any():
+        return s, L
+    i = np.flatnonzero(doubt)
+    zi, mi, ei = z[i], m[i, None], e[i]
+    di = zi - mi  # d_j as rounded above (before the division by T)
+    spread = np.where(ei > 0.0, ei * -di, 0.0).sum(axis=1)  # sum_j e_j |d_j|, masks give 0
+    if temperature != 1.0:
+        spread /= temperature
+    fix = spread > limit[i]
+    if fix.any():
+        zf, mf, df, ef, f = zi[fix], mi[fix], di[fix], ei[fix], i[fix]
         back = df - zf  # two-sum of z_j and -m: lo_j = (z_j - m) - df, exactly
         lo = (zf - (df - back)) + (-mf - back)
         if temperature != 1.0:
             lo /= temperature
-        ef = e[fix]
-        s[fix] += np.where(ef > 0.0, ef * lo, 0.0).sum(axis=1)
-        L[fix] = np.log1p(s[fix])
+        s[f] += np.where(ef > 0.0, ef * lo, 0.0).sum(axis=1)
+        L[f] = np.log1p(s[f])
     return s, L
 
 
@@ -190,7 +199,7 @@ def logsumexp(z, axis=-1, keepdims=False, *, out=None):
         m, k, r = state
         zb = zr.rows[a:b]
         d = shifted(zb, m, 1.0, scratch(0, b - a))
-        _, L = _log1p_sum(zb, m, k, r, d, 1.0, scratch(1, b - a))
+        _, L = _log1p_sum(zb, m, k, r, d, 1.0, d)
         np.add(m, L, out=res[a:b])  # logsumexp(z) = m + log1p(s)
 
     shape = zr.batch_shape
