@@ -24,6 +24,8 @@ import numpy as np
 from softgrad._rows import Result, as_rows, map_blocks
 from softgrad._softmax import _log1p_sum, checked_maxima, shifted
 from softgrad._validation import (
+    check_class_weights,
+    check_ignore_index,
     check_labels,
     check_reduction,
     check_smoothing,
@@ -35,32 +37,65 @@ __all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
 
 
 class _Labels:
-    """An integer class label per row: ``y`` is one-hot."""
+    """An integer class label per row: ``y`` is one-hot, times the label's class weight, and 0
+    on an ignored row."""
 
-    def __init__(self, labels, n, batch_shape):
-        self.labels = check_labels(np.asarray(labels), n, batch_shape)
+    def __init__(self, labels, n, batch_shape, weight, ignore_index, dtype):
+        labels = np.asarray(labels)
+        keep = None
+        if ignore_index is not None:
+            keep = (labels != ignore_index).reshape(-1)
+            labels = np.where(labels == ignore_index, 0, labels)  # checked as class 0
+        self.labels = check_labels(labels, n, batch_shape)
+        # the weight of each row's label part: w[y_i], 0 where ignored (None: all 1)
+        self.scale = None if weight is None else weight[self.labels]
+        if keep is not None:
+            self.scale = keep.astype(dtype)
+            if weight is not None:
+                self.scale *= weight[self.labels]
+        self.keep = keep  # rows that count (None: all)
         self.inputs = []
+
+    def divisor(self, N):
+        """What "mean" divides by: the sum of the counted rows' label weights (PyTorch)."""
+        return N if self.scale is None else float(self.scale.sum())
 
     def terms(self, a, b, d, k, r, scratch):
         """``(sum_j y_j, sum_{j != k} y_j, sum_j y_j d_j)`` for rows a..b."""
         y = self.labels[a:b]
-        return 1.0, y != k, d[r, y]
+        if self.scale is None:
+            return 1.0, y != k, d[r, y]
+        w = self.scale[a:b]
+        d_y = d[r, y]
+        return w, w * (y != k), np.where(w > 0, w * d_y, 0.0)  # 0 * (-inf) = 0 if weightless
 
-    def subtract(self, grad, a, b, r, w, scratch):
-        """``grad -= w * y`` for rows a..b."""
-        grad[r, self.labels[a:b]] -= w
+    def subtract(self, grad, a, b, r, c, scratch):
+        """``grad -= c * y`` for rows a..b."""
+        grad[r, self.labels[a:b]] -= c if self.scale is None else c * self.scale[a:b]
 
 
 class _Weights:
-    """Non-negative class weights per row (probabilities, or any weights)."""
+    """Non-negative class weights per row (probabilities, or any weights), times the class
+    weights ``weight`` when given."""
 
-    def __init__(self, target, zr):
+    def __init__(self, target, zr, weight):
         self.y = as_rows(target, zr.axis, "target", zr.rows.dtype)
         check_weights(self.y.rows, zr.batch_shape)
+        self.weight = weight
+        self.keep = None
         self.inputs = [self.y]
 
-    def terms(self, a, b, d, k, r, scratch):
+    def divisor(self, N):
+        return N  # PyTorch: the mean over rows, for probability targets with or without weight
+
+    def _rows(self, a, b, scratch):
         y = self.y.rows[a:b]
+        if self.weight is None:
+            return y
+        return np.multiply(y, self.weight, out=scratch(3, b - a))
+
+    def terms(self, a, b, d, k, r, scratch):
+        y = self._rows(a, b, scratch)
         t = np.multiply(y, d, out=scratch(2, b - a))
         np.copyto(t, 0.0, where=y == 0)  # 0 * (-inf) = 0 for a weightless masked class
         yd = t.sum(axis=1)
@@ -69,23 +104,42 @@ class _Weights:
         rest = t.sum(axis=1)  # sum_{j != k} y_j, summed without the (maybe large) y_k
         return rest + y[r, k], rest, yd
 
-    def subtract(self, grad, a, b, r, w, scratch):
-        grad -= np.multiply(self.y.rows[a:b], w, out=scratch(2, b - a))
+    def subtract(self, grad, a, b, r, c, scratch):
+        grad -= np.multiply(self._rows(a, b, scratch), c, out=scratch(2, b - a))
 
 
-def _target(target, zr):
-    if target_kind(target, zr.shape, zr.batch_shape, zr.axis) == "weights":
-        return _Weights(target, zr)
-    return _Labels(target, zr.rows.shape[1], zr.batch_shape)
+def _target(target, zr, weight, ignore_index):
+    n = zr.rows.shape[1]
+    kind = target_kind(target, zr.shape, zr.batch_shape, zr.axis)
+    check_ignore_index(ignore_index, kind, weight)
+    if kind == "weights":
+        return _Weights(target, zr, weight)
+    return _Labels(target, n, zr.batch_shape, weight, ignore_index, zr.rows.dtype)
 
 
-def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, out=None):
+def _cross_entropy(
+    logits,
+    target,
+    axis,
+    reduction,
+    label_smoothing,
+    want_grad,
+    out=None,
+    weight=None,
+    ignore_index=None,
+):
     ls = check_smoothing(label_smoothing)
     check_reduction(reduction)
     zr = as_rows(logits, axis, "logits")
     N, n = zr.rows.shape
-    y = _target(target, zr)
-    c = 1.0 / N if reduction == "mean" else 1.0  # the gradient's scale
+    w = check_class_weights(weight, n, zr.rows.dtype)
+    y = _target(target, zr, w, ignore_index)
+    # label smoothing spreads ls over the classes as u = weight / n (uniform 1 / n without
+    # weights), on the rows that count; U = sum_j u_j
+    u = None if w is None else w / n
+    U = 1.0 if u is None else float(u.sum())
+    D = y.divisor(N) if reduction == "mean" else 1.0
+    c = 1.0 / D if D > 0 else 0.0  # the gradient's scale; nothing counted: a zero gradient
     result = Result(zr, out, [zr, *y.inputs]) if want_grad else None
     loss_rows = np.empty(N, dtype=zr.rows.dtype)
 
@@ -94,26 +148,33 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, 
         zb = zr.rows[a:b]
         d = shifted(zb, m, 1.0, scratch(0, b - a))  # d_j = z_j - m
         Y, rest, yd = y.terms(a, b, d, k, r, scratch)
-        sum_d = d.sum(axis=1) if ls > 0 else 0.0
+        v = 1.0 if y.keep is None else y.keep[a:b]  # 1 on the rows that count
+        if ls > 0:
+            ud = d.sum(axis=1) / n if u is None else np.where(u > 0, d, 0.0) @ u  # sum u_j d_j
         e = d  # exp(d) goes in place of d
         s, L = _log1p_sum(zb, m, k, r, d, 1.0, e)  # L = log sum_j exp(d_j) = logsumexp(z) - m
-        # loss = sum_j y'_j (L - d_j), y' = (1 - ls) y + ls / n: every term is >= 0
-        Ys = (1.0 - ls) * Y + ls  # sum_j y'_j
+        # loss = sum_j y'_j (L - d_j), y' = (1 - ls) y + ls v u: every term is >= 0
+        Ys = (1.0 - ls) * Y + ls * U * v  # sum_j y'_j
         loss = Ys * L
         if ls < 1:
             loss -= yd if ls == 0 else (1.0 - ls) * yd
         if ls > 0:
-            loss -= (ls / n) * sum_d
+            loss -= (ls * v) * ud
         loss_rows[a:b] = loss
         if want_grad:
             q = (c * Ys) / (1.0 + s)  # c Y' p_k, as p_k = 1 / (1 + s) and p_j = e_j p_k
             g = np.multiply(e, q[:, None], out=result.array[a:b])  # c Y' p (but the arg-max)
             y.subtract(g, a, b, r, c * (1.0 - ls), scratch)  # - c (1 - ls) y
             if ls > 0:
-                g -= c * ls / n
+                cu = c * ls / n if u is None else (c * ls) * u
+                g -= cu if y.keep is None else v[:, None] * cu
             # arg-max entry c (Y' p_k - y'_k) = c (sum_{j != k} y'_j - Y' (1 - p_k)), with
             # c Y' (1 - p_k) = q s: no p_k - 1 that rounds to 0
-            rest_s = rest if ls == 0 else (1.0 - ls) * rest + ls * (n - 1) / n
+            if ls == 0:
+                rest_s = rest
+            else:
+                u_k = 1.0 / n if u is None else u[k]
+                rest_s = (1.0 - ls) * rest + (ls * v) * (U - u_k)
             g[r, k] = c * rest_s - q * s
 
     map_blocks(
@@ -126,7 +187,9 @@ def _cross_entropy(logits, target, axis, reduction, label_smoothing, want_grad, 
             loss_out = loss_out[()]
     else:
         total = loss_rows.sum()
-        loss_out = zr.dtype.type(total / N if reduction == "mean" else total)
+        if reduction == "mean":  # nothing counted (every row ignored): NaN, as in PyTorch
+            total = total / D if D > 0 else np.nan
+        loss_out = zr.dtype.type(total)
     return loss_out, (result.finish() if want_grad else None)
 
 
@@ -145,6 +208,17 @@ _PARAMS = """
         Average over the batch rows, sum over them, or return one loss per row.
     label_smoothing : float in [0, 1], default 0.0
         ``ls``: the target becomes ``y' = (1 - ls) y + ls / n``.
+    weight : array_like, shape (n,), optional
+        One non-negative weight per class, with PyTorch's meaning: a row's loss is scaled by
+        its label's weight, the smoothing term weights class ``j`` by ``weight[j]``, and for
+        integer labels "mean" divides by the sum of the counted rows' label weights, not by
+        the number of rows (probability targets: ``y' = weight * ((1 - ls) y + ls / n)``, and
+        "mean" divides by the number of rows).
+    ignore_index : int, optional
+        For integer labels: rows with this label count for nothing (loss and gradient 0) and
+        are left out of the "mean" divisor. If every row is ignored, "mean" gives NaN (as
+        PyTorch does) and a zero gradient. With ``weight``, an ``ignore_index`` that is a
+        class index must have weight 0.
 """
 
 _RAISES = """
@@ -159,18 +233,51 @@ _RAISES = """
 """
 
 
-def cross_entropy(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, False)[0]
+def cross_entropy(
+    logits,
+    target,
+    *,
+    axis=-1,
+    reduction="mean",
+    label_smoothing=0.0,
+    weight=None,
+    ignore_index=None,
+):
+    return _cross_entropy(
+        logits, target, axis, reduction, label_smoothing, False, None, weight, ignore_index
+    )[0]
 
 
-def cross_entropy_grad(logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0, out=None):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, out)[1]
+def cross_entropy_grad(
+    logits,
+    target,
+    *,
+    axis=-1,
+    reduction="mean",
+    label_smoothing=0.0,
+    weight=None,
+    ignore_index=None,
+    out=None,
+):
+    return _cross_entropy(
+        logits, target, axis, reduction, label_smoothing, True, out, weight, ignore_index
+    )[1]
 
 
 def cross_entropy_with_grad(
-    logits, target, *, axis=-1, reduction="mean", label_smoothing=0.0, out=None
+    logits,
+    target,
+    *,
+    axis=-1,
+    reduction="mean",
+    label_smoothing=0.0,
+    weight=None,
+    ignore_index=None,
+    out=None,
 ):
-    return _cross_entropy(logits, target, axis, reduction, label_smoothing, True, out)
+    return _cross_entropy(
+        logits, target, axis, reduction, label_smoothing, True, out, weight, ignore_index
+    )
 
 
 cross_entropy.__doc__ = (

@@ -274,3 +274,37 @@ def check_chunk_size(value, N: int, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"chunk_size must be a positive integer or None, got {value!r}")
     return min(N, int(value))
+
+
+def check_class_weights(weight, n: int, dtype) -> np.ndarray | None:
+    """``weight``: None, or one finite weight >= 0 per class, as an array of ``dtype``."""
+    if weight is None:
+        return None
+    w = as_float_array(weight, "weight")
+    if w.shape != (n,):
+        raise ValueError(f"weight has shape {w.shape}; expected ({n},), one weight per class")
+    bad = ~(w >= 0) | ~np.isfinite(w)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        if np.isnan(w[j]):
+            raise ValueError(f"weight: entry ({j},) is NaN")
+        if w[j] < 0:
+            raise ValueError(f"weight: entry ({j},) is negative ({w[j]!r}); weights must be >= 0")
+        raise ValueError(f"weight: entry ({j},) is inf; weights must be finite")
+    return w.astype(dtype)
+
+
+def check_ignore_index(ignore_index, kind: str, weight) -> None:
+    """``ignore_index``: None, or an integer label, for integer-label targets only."""
+    if ignore_index is None:
+        return
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an integer or None, got {ignore_index!r}")
+    if kind != "labels":
+        raise ValueError("ignore_index applies to integer labels, not to class-weight targets")
+    if weight is not None and 0 <= ignore_index < weight.shape[0] and weight[ignore_index] != 0:
+        raise ValueError(
+            f"ignore_index {ignore_index} is also a class index, with weight "
+            f"{float(weight[ignore_index])!r}: give that class weight 0, or use an ignore_index "
+            f"outside 0..{weight.shape[0] - 1}"
+        )
