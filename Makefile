@@ -69,8 +69,9 @@ $(TORCH_VENV)/.installed: constraints.txt pyproject.toml
 	$(TORCH_VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-bench-torch: $(TORCH_VENV)/.installed ## the speed benchmark with PyTorch (CPU) as a peer, into benchmarks/RESULTS.md
+bench-torch: $(TORCH_VENV)/.installed ## the speed benchmarks with PyTorch (CPU) as a peer, into benchmarks/RESULTS.md
 	$(TORCH_VENV)/bin/python benchmarks/bench_softmax.py --rounds 9 --markdown benchmarks/RESULTS.md
+	$(TORCH_VENV)/bin/python benchmarks/bench_linear.py --markdown benchmarks/RESULTS.md
 
 bench-grading: release ## time grading 20 students x 6 assignments (writes benchmarks/GRADING_RESULTS.md)
 	$(PY) benchmarks/bench_grading.py --write benchmarks/GRADING_RESULTS.md

@@ -51,3 +51,22 @@ def test_baselines_agree_with_softgrad():
     p = sg.softmax(z)
     g = rng.normal(size=z.shape)
     np.testing.assert_allclose(bench.np_vjp(p, g), sg.softmax_vjp(p, g), rtol=1e-12, atol=1e-15)
+
+
+def test_linear_benchmark_runs_at_a_toy_size_and_rewrites_its_own_section(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "bench_linear", BENCH.with_name("bench_linear.py")
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\n## Targets (issue 8)\n\n- kept\n")
+    for _ in range(2):  # a second run replaces its section instead of adding another
+        bench.main(
+            ["--size", "64", "8", "300", "--rounds", "1", "--repeats", "1", "--markdown", str(out)]
+        )
+    text = out.read_text()
+    assert text.count("## Linear cross-entropy (issue 13)") == 1
+    assert "- kept" in text
+    assert "| softgrad |" in text
+    assert "| numpy |" in text
