@@ -9,7 +9,8 @@ chunk's share of the gradients is added up at once:
 
     dh = dz W,    dW = dz^T h,    db = sum over rows of dz    (then divided by N for "mean").
 
-Peak extra memory is two (chunk, V) arrays and one (block, d) array, never (N, V).
+Peak extra memory is two (chunk, V) arrays, one (2048, d) block for dW and the cross-entropy
+kernel's work arrays (a row block, about 1 MiB): it does not grow with N, and is never (N, V).
 Derived in the book, Chapter 8 (sec-linear-cross-entropy).
 """
 
