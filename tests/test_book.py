@@ -326,6 +326,12 @@ def test_page_offers_its_notebook(html_dir, entry):
     assert target.is_file(), f"{page}: the download link {own[0]} does not resolve to a file"
     nb = nbformat.read(target, as_version=4)
     nbformat.validate(nb)
+    # the download starts with its set-up cell (see test_kit.py); the rest is the page's
+    assert nb.cells, f"{page}: the downloadable notebook is empty"
+    assert nb.cells[0].get("id") == "softgrad-setup", (
+        f"{page}: the downloadable notebook does not start with the softgrad set-up cell"
+    )
+    nb.cells = nb.cells[1:]
     if source.suffix == ".ipynb":
         assert [c.source for c in nb.cells] == [
             c.source for c in nbformat.read(source, as_version=4).cells
