@@ -82,6 +82,20 @@ def test_kit_holds_every_page_the_wheel_and_the_instructions(kit_files):
         assert command in readme, f"the kit README does not say {command!r}"
 
 
+def test_chapter_downloads_carry_their_outputs(kit_files):
+    """The page shows every output; so must its notebook (myst-nb leaves them out on cache hits)."""
+    for name, nb in _notebooks(kit_files).items():
+        if not re.fullmatch(r"chapters/\d\d_\w+\.ipynb", name):
+            continue
+        code = [
+            c for c in nb["cells"] if c["cell_type"] == "code" and c.get("id") != "softgrad-setup"
+        ]
+        with_outputs = [c for c in code if c.get("outputs")]
+        assert len(with_outputs) >= len(code) // 2, (
+            f"{name}: only {len(with_outputs)} of {len(code)} code cells have outputs"
+        )
+
+
 def test_site_checksums_match(kit_files):
     sums = (HTML_DIR / "kit" / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     listed = dict(reversed(line.split("  ", 1)) for line in sums)

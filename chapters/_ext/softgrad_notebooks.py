@@ -272,11 +272,32 @@ def _page_notebook(app, docname: str):
         executed = Path(app.outdir).parent / "jupyter_execute" / f"{docname}.ipynb"
         if not executed.is_file():
             raise ConversionError(f"{docname}: myst-nb wrote no executed notebook {executed}")
-        return nbformat.read(executed, as_version=4), True
+        return _with_outputs(app, nbformat.read(executed, as_version=4), docname), True
     nb = nbformat.v4.new_notebook()
     text = source.read_text(encoding="utf-8")
     nb.cells = [nbformat.v4.new_markdown_cell(text, id=re.sub(r"\W", "-", docname)[-60:])]
     return nb, False
+
+
+def _with_outputs(app, nb, docname: str):
+    """``nb`` with its outputs from the execution cache.
+
+    myst-nb writes ``jupyter_execute/<page>.ipynb`` from the notebook as read, and only a fresh
+    execution fills that one in: on a cache hit the outputs go to the page but not to the file
+    (myst-nb 1.4, ``sphinx_.py``). The cache has them either way.
+    """
+    from jupyter_cache import get_cache
+
+    cache_path = app.config.nb_execution_cache_path
+    if app.config.nb_execution_mode != "cache" or not cache_path:
+        return nb
+    try:
+        _, merged = get_cache(cache_path).merge_match_into_notebook(nb)
+    except KeyError:
+        if any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+            return nb
+        raise ConversionError(f"{docname}: no outputs, and no match in the execution cache")
+    return merged
 
 
 _HIDE = {
