@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import zipfile
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -440,3 +441,67 @@ def test_first_cell_says_what_to_install_when_softgrad_is_missing(kit_venv):
     )
     for needed in ("softgrad-course-kit.zip", "Start page", "Run it yourself"):
         assert needed in shown, f"the message does not say {needed!r}:\n{shown}"
+
+
+@pytest.mark.slow
+@pytest.mark.grading
+def test_a_kit_exercise_grades_like_the_released_one(kit_files, tmp_path):
+    """The set-up cell and the kit's copy cost an honest student nothing: same score, no flag."""
+    import csv
+
+    import nbformat
+
+    from softgrad.grading.course import solved
+
+    name = "ex01_stable_softmax"
+    source = nbformat.read(ROOT / "exercises" / "source" / name / f"{name}.ipynb", as_version=4)
+    path = f"exercises/release/{name}/{name}.ipynb"
+    for student, released in [
+        ("from_kit", nbformat.reads(kit_files[path].decode(), as_version=4)),
+        ("from_release", nbformat.read(ROOT / path, as_version=4)),
+    ]:
+        folder = tmp_path / "submissions" / student / name
+        folder.mkdir(parents=True)
+        nbformat.write(solved(source, released), folder / f"{name}.ipynb")
+    run = subprocess.run(
+        [sys.executable, "-m", "softgrad.grading", "grade", str(tmp_path / "submissions")]
+        + ["--out", str(tmp_path / "out"), "--course", str(ROOT / "exercises")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(tmp_path / "out" / "grades.csv", newline="") as f:
+        rows = {r["student"]: r for r in csv.DictReader(f) if r["assignment"] == name}
+    kit, release = rows["from_kit"], rows["from_release"]
+    assert kit["status"] == "ok", kit
+    assert kit["flags"] == "", f"the kit's notebook was flagged: {kit['flags']}"
+    assert (kit["score"], kit["max_score"]) == (release["score"], release["max_score"])
+    assert float(kit["score"]) > 0, kit
+
+
+def test_assignment_zips_hold_one_exercise_each_and_are_reproducible(tmp_path):
+    from softgrad.kit import assignment_zips
+
+    first = assignment_zips(KIT_ZIP, tmp_path / "a")
+    again = assignment_zips(KIT_ZIP, tmp_path / "b")
+    assert [p.name for p in first] == [f"{PurePosixPath(n).parts[2]}.zip" for n in EXERCISES]
+    for one, two in zip(first, again, strict=True):
+        assert one.read_bytes() == two.read_bytes(), f"{one.name} differs between two runs"
+        with zipfile.ZipFile(one) as zf:
+            names = zf.namelist()
+        exercise = one.stem
+        assert [n for n in names if "/exercises/" in n] == [
+            f"{exercise}/exercises/release/{exercise}/{exercise}.ipynb"
+        ], f"{one.name}: {names}"
+        for needed in ("README.md", "requirements.txt", "chapters/01_softmax.ipynb"):
+            assert f"{exercise}/{needed}" in names, f"{one.name} lacks {needed}"
+
+
+def test_a_kit_entry_may_not_leave_the_kit(tmp_path):
+    from softgrad.kit import KitError, write_zip
+
+    for bad in ("../evil.ipynb", "/etc/passwd", "chapters/../../x"):
+        with pytest.raises(KitError, match="relative path inside the kit"):
+            write_zip(tmp_path / "k.zip", {bad: b"x"})
