@@ -505,3 +505,26 @@ def test_a_kit_entry_may_not_leave_the_kit(tmp_path):
     for bad in ("../evil.ipynb", "/etc/passwd", "chapters/../../x"):
         with pytest.raises(KitError, match="relative path inside the kit"):
             write_zip(tmp_path / "k.zip", {bad: b"x"})
+
+
+def test_no_solution_reaches_the_kit(kit_files):
+    """test_book searches the site's files for solutions; the kit is a zip, so search inside it."""
+    from test_book import SOLUTION_MARKERS, _solution_probes, _squash
+
+    probes, _ = _solution_probes()
+    assert probes, "no solution lines to search for: the search would prove nothing"
+    leaks = []
+    for name, data in kit_files.items():
+        if not name.endswith((".ipynb", ".md", ".txt")):
+            continue
+        text = data.decode("utf-8")
+        try:
+            text += "\n" + "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        except (ValueError, KeyError):
+            pass
+        squashed = _squash(text)
+        leaks += [f"{name}: {m!r}" for m in SOLUTION_MARKERS if m in text]
+        leaks += [f"{name}: {p!r} (from {o})" for p, o in probes if p in squashed]
+    assert not leaks, "solution or hidden-test code in the course kit:\n  " + "\n  ".join(
+        leaks[:20]
+    )
