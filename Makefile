@@ -15,7 +15,7 @@ JOBS ?= 2
 TIMEOUT ?= 30
 MEMORY ?= 2g
 
-.PHONY: help venv book test test-fast release grade lint bench bench-torch bench-grading lock clean
+.PHONY: help venv dist lab book test test-fast release grade lint bench bench-torch bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -23,23 +23,43 @@ help: ## list the targets
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[book,test,grade]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[book,test,grade,lab]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 venv: $(STAMP) ## create .venv with the pinned dependencies and softgrad (editable)
 
+# The wheel students install (the course kit carries it). Built in an isolated environment whose
+# setuptools and wheel are pinned by constraints.txt; file dates come from the last commit, so an
+# unchanged tree gives a byte-identical wheel (and so an unchanged checksum in the book).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL := dist/softgrad-$(VERSION)-py3-none-any.whl
+SDIST := dist/softgrad-$(VERSION).tar.gz
+PACKAGE_FILES := $(shell find src/softgrad -name '*.py') pyproject.toml README.md LICENSE
+
+dist: $(WHEEL) $(SDIST) ## build softgrad's pure-Python wheel and sdist into dist/
+
+$(WHEEL) $(SDIST) &: $(STAMP) $(PACKAGE_FILES)
+	rm -f dist/softgrad-*.whl dist/softgrad-*.tar.gz
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+	  PIP_CONSTRAINT="$(CURDIR)/constraints.txt" $(PY) -m build --outdir dist . >/dev/null
+	test -f $(WHEEL) && test -f $(SDIST)
+
+lab: $(STAMP) ## JupyterLab in the project's environment (jupyterlab-myst renders the chapters' .md)
+	$(VENV)/bin/jupyter lab
+
 RELEASE_STAMP := exercises/release/.released
 SOURCES := $(wildcard exercises/source/*/*.ipynb) exercises/nbgrader_config.py
 
-release: $(RELEASE_STAMP) ## generate the student notebooks exercises/release/ from exercises/source/
+release: book ## student notebooks into exercises/release/, and one zip per assignment into dist/assignments/
+	$(PY) -m softgrad.kit assignments _build/html/kit/softgrad-course-kit.zip --out dist/assignments
 
 # Re-released only when a source notebook (or the grading code) changed since the last release.
 $(RELEASE_STAMP): $(STAMP) $(SOURCES) $(wildcard src/softgrad/grading/*.py)
 	$(PY) -m softgrad.grading release
 	touch $@
 
-book: $(RELEASE_STAMP) ## build the HTML book into _build/html (executed, cached, warnings are errors)
+book: $(RELEASE_STAMP) $(WHEEL) ## build the HTML book into _build/html, with the course kit (warnings are errors)
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
 test: book ## run every test: package, notebooks, book build, browser, exercises, grading
@@ -73,15 +93,15 @@ bench-torch: $(TORCH_VENV)/.installed ## the speed benchmarks with PyTorch (CPU)
 	$(TORCH_VENV)/bin/python benchmarks/bench_softmax.py --rounds 9 --markdown benchmarks/RESULTS.md
 	$(TORCH_VENV)/bin/python benchmarks/bench_linear.py --markdown benchmarks/RESULTS.md
 
-bench-grading: release ## time grading 20 students x 6 assignments (writes benchmarks/GRADING_RESULTS.md)
+bench-grading: $(RELEASE_STAMP) ## time grading 20 students x 6 assignments (writes benchmarks/GRADING_RESULTS.md)
 	$(PY) benchmarks/bench_grading.py --write benchmarks/GRADING_RESULTS.md
 
 lock: ## re-resolve requirements.in into constraints.txt (needs the package registry)
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install -q -r requirements.in
 	{ echo "# Pinned, resolved dependency set for Python 3.11 (make lock regenerates it from requirements.in)."; \
-	  .lockenv/bin/pip freeze | grep -vE '^(softgrad|-e |pip==)'; } > constraints.txt
+	  .lockenv/bin/pip freeze --all | grep -vE '^(softgrad|-e |pip==)'; } > constraints.txt
 	rm -rf .lockenv
 
 clean: ## remove build outputs (keeps .venv)
-	rm -rf _build exercises/release
+	rm -rf _build exercises/release dist

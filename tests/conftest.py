@@ -14,8 +14,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-# test helper modules (booktoc) import by name; pytest's importlib mode does not add tests/
+# test helper modules (booktoc) import by name; pytest's importlib mode does not add tests/.
+# chapters/_ext holds the book's converter for plain Jupyter (myst_to_jupyter), tested directly.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "chapters" / "_ext"))
 
 settings.register_profile(
     "ci",

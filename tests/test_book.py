@@ -88,11 +88,31 @@ def _is_notebook_chapter(source: Path) -> bool:
 # --------------------------------------------------------------------------- the build itself
 
 
+BASEURL = "https://example.org/softgrad-book"
+KIT = "softgrad-course-kit"
+
+
+def _config_with_baseurl(tmp_path: Path) -> Path:
+    """_config.yml with ``html.baseurl`` set (and the extension's folder made absolute)."""
+    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    for old, new in [
+        ('  baseurl: ""', f'  baseurl: "{BASEURL}/"'),
+        ("softgrad_book: chapters/_ext", f"softgrad_book: {ROOT / 'chapters' / '_ext'}"),
+    ]:
+        assert text.count(old) == 1, f"_config.yml no longer has {old!r}: update this test"
+        text = text.replace(old, new)
+    path = tmp_path / "_config.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.mark.slow
 def test_full_build_has_no_warnings(tmp_path):
     """Rebuild the whole book from scratch with -W -n, reusing the execution cache.
 
     Under `make test` this runs right after `make book`, so no chapter should execute again.
+    The rebuild sets ``html.baseurl``, as a book published on the web would: its downloadable
+    notebooks must then link to the pages by absolute URL (checked at the end).
     """
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [
@@ -104,6 +124,8 @@ def test_full_build_has_no_warnings(tmp_path):
         "-W",
         "-n",
         "--keep-going",
+        "--config",
+        str(_config_with_baseurl(tmp_path)),
         "--path-output",
         str(tmp_path),
     ]
@@ -122,7 +144,7 @@ def test_full_build_has_no_warnings(tmp_path):
     package = max(
         p.stat().st_mtime
         for p in (ROOT / "src" / "softgrad").rglob("*.py")
-        if "grading" not in p.relative_to(ROOT / "src" / "softgrad").parts
+        if not {"grading", "kit.py"} & set(p.relative_to(ROOT / "src" / "softgrad").parts)
     )
     executed = re.findall(r"^(\S+\.(?:md|ipynb)): Executing notebook", log, flags=re.MULTILINE)
     stale = []
@@ -133,6 +155,46 @@ def test_full_build_has_no_warnings(tmp_path):
     assert not stale, (
         "re-executed although unchanged since the last `make book` (is the jupyter-cache used?): "
         + ", ".join(stale)
+    )
+    _check_links_are_absolute(tmp_path / "_build" / "html")
+
+
+def _check_links_are_absolute(site: Path) -> None:
+    """With a base URL, a download's cross-references are web addresses of existing pages."""
+    import zipfile
+
+    from markdown_it import MarkdownIt
+
+    with zipfile.ZipFile(site / "kit" / "softgrad-course-kit.zip") as zf:
+        notebooks = {n: json.loads(zf.read(n)) for n in zf.namelist() if n.endswith(".ipynb")}
+    absolute, problems = 0, []
+    for name, nb in notebooks.items():
+        setup = "".join(nb["cells"][0]["source"]) if nb["cells"] else ""
+        code = [c for c in nb["cells"][1:] if c["cell_type"] == "code"]
+        if name.startswith(f"{KIT}/chapters/0") and not any(c.get("outputs") for c in code):
+            # this build takes every chapter from the execution cache, where myst-nb's own
+            # executed notebook has no outputs: the download must have them all the same
+            problems.append(f"{name}: the download has no outputs")
+        if nb["cells"] and nb["cells"][0].get("id") == "softgrad-setup":
+            assert f"{BASEURL}/kit/softgrad-course-kit.zip" in setup, f"{name}: no kit URL"
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for tok in MarkdownIt("commonmark").enable("table").parse("".join(cell["source"])):
+                for t in tok.children or []:
+                    href = t.attrs.get("href", "") if t.type == "link_open" else ""
+                    if not href.startswith(BASEURL + "/"):
+                        continue
+                    absolute += 1
+                    path, _, frag = href[len(BASEURL) + 1 :].partition("#")
+                    page = site / path
+                    if not page.is_file():
+                        problems.append(f"{name}: {href}: no page {path}")
+                    elif frag and f'id="{frag}"' not in page.read_text(encoding="utf-8"):
+                        problems.append(f"{name}: {href}: no id {frag} on {path}")
+    assert absolute > 100, f"only {absolute} links to {BASEURL}: are roles still relative?"
+    assert not problems, "problems in the downloads of a build with a base URL:\n  " + "\n  ".join(
+        problems[:20]
     )
 
 
@@ -326,6 +388,12 @@ def test_page_offers_its_notebook(html_dir, entry):
     assert target.is_file(), f"{page}: the download link {own[0]} does not resolve to a file"
     nb = nbformat.read(target, as_version=4)
     nbformat.validate(nb)
+    # the download starts with its set-up cell (see test_kit.py); the rest is the page's
+    assert nb.cells, f"{page}: the downloadable notebook is empty"
+    assert nb.cells[0].get("id") == "softgrad-setup", (
+        f"{page}: the downloadable notebook does not start with the softgrad set-up cell"
+    )
+    nb.cells = nb.cells[1:]
     if source.suffix == ".ipynb":
         assert [c.source for c in nb.cells] == [
             c.source for c in nbformat.read(source, as_version=4).cells

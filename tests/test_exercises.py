@@ -227,16 +227,24 @@ def test_has_a_hand_graded_derivation(name):
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_links_to_its_chapter(name):
+    """The introduction links its chapter's notebook, ``../../../chapters/NN_x.ipynb``.
+
+    That is where the chapter is in the course kit (a notebook at its page's path), and the book
+    takes it as a link to the page; so the kit needs no rewriting of this locked cell.
+    """
     intro = read(source_notebook(name)).cells[0].source
     links = re.findall(r"\]\(([^)]+)\)", intro)
-    want = f"../../../chapters/{CHAPTERS[name]}"
+    want = f"../../../chapters/{CHAPTERS[name].removesuffix('.md')}.ipynb"
     assert want in links, (
         f"{name}: the introduction must link to its chapter as {want}, found {links}"
     )
-    # release/<a>/<a>.ipynb sits at the same depth as source/<a>/<a>.ipynb
+    # release/<a>/<a>.ipynb sits at the same depth as source/<a>/<a>.ipynb; a link names a page
+    # (its MyST source, with the notebook's suffix)
     for link in links:
-        target = (SOURCE / name / link.split("#")[0]).resolve()
-        assert target.is_file(), f"{name}: link {link} does not resolve ({target})"
+        path = link.split("#")[0]
+        target = (SOURCE / name / path).resolve()
+        assert path.endswith(".ipynb"), f"{name}: link {link} is not a page's notebook"
+        assert target.with_suffix(".md").is_file(), f"{name}: link {link} names no page ({target})"
 
 
 # --------------------------------------------------------------------------- executing notebooks

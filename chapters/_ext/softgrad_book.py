@@ -2,7 +2,8 @@
 
 Small fixes that keep the book working from disk, offline, with a clean console:
 
-1. Offer a ``.ipynb`` download on every MyST Markdown chapter (see below).
+1. Offer a ``.ipynb`` download on every MyST Markdown chapter (see below), and the course kit
+   on every page; the notebooks are converted for plain Jupyter (``softgrad_notebooks``).
 2. Drop sphinx-thebe's scripts and stylesheet from every page. Jupyter Book always loads
    sphinx-thebe; the book has no live kernels (``launch_buttons.thebe: false``), yet the
    extension still injects a script naming a CDN URL, twice, which is a console
@@ -26,30 +27,15 @@ sphinx-book-theme shows an ".ipynb" entry in its download menu only when the pag
 context has ``ipynb_source``, and it sets that only when a launch service (Binder,
 JupyterHub, ...) is configured -- which this offline book does not want. myst-nb
 already writes each chapter as an executed notebook to
-``<build>/jupyter_execute/<page>.ipynb``; this extension copies it next to the page
-source in ``_sources/`` and sets ``ipynb_source`` before the theme builds its buttons.
-Released exercise notebooks are ``.ipynb`` sources already, so the theme's
-"download source" entry is the notebook itself.
+``<build>/jupyter_execute/<page>.ipynb``; ``softgrad_notebooks`` converts it for plain
+Jupyter into ``_sources/<page>.ipynb`` and sets ``ipynb_source`` before the theme builds its
+buttons. Released exercise notebooks are ``.ipynb`` sources already, so the theme's
+"download source" entry is the notebook, converted the same way.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-
-def _offer_ipynb(app, pagename, templatename, context, doctree):
-    if doctree is None or context.get("page_source_suffix") != ".md":
-        return
-    if "kernelspec" not in app.env.metadata.get(pagename, {}):
-        return  # a plain Markdown page, not a notebook
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if not executed.is_file():
-        return
-    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
-    context["ipynb_source"] = f"{pagename}.ipynb"
 
 
 def _drop_thebe(app, pagename, templatename, context, doctree):
@@ -99,7 +85,7 @@ def _author_year_style():
 
 
 def _package_digest() -> str | None:
-    """A hash of softgrad's Python source (not the grading subpackage: chapters do not use it)."""
+    """A hash of softgrad's Python source (not grading/ nor kit.py: chapters do not use them)."""
     import hashlib
     import importlib.util
 
@@ -110,7 +96,7 @@ def _package_digest() -> str | None:
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
-        if rel.parts[0] == "grading":
+        if rel.parts[0] in ("grading", "kit.py"):
             continue
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
@@ -131,6 +117,8 @@ def setup(app):
     app.set_html_assets_policy("always")
     app.connect("html-page-context", _default_mode)
     app.connect("html-page-context", _drop_thebe, priority=900)
-    # The theme adds its header buttons at priority 501; run before it.
-    app.connect("html-page-context", _offer_ipynb, priority=400)
+    # The downloaded notebooks, their download buttons and the course kit (softgrad_notebooks).
+    import softgrad_notebooks
+
+    softgrad_notebooks.setup(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
