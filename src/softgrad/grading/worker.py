@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import audit, feedback, sandbox
+from . import audit, feedback, intake, sandbox
 from .course import load_config, tools_on_path
 
 # Status values, from worst to best; ``ok`` means nbgrader graded it cleanly.
@@ -38,8 +39,11 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _timed_execute_class(rebind: dict[str, dict[str, str]]):
+def _timed_execute_class(rebind: dict[str, dict[str, str]], kernel_home: Path | None, uid: int):
     """nbgrader's Execute, timed, running each test cell with fresh check helpers.
+
+    Each notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by ``uid``,
+    holding a copy of the notebook and nothing else).
 
     ``rebind`` maps a notebook's name (no extension) to the helpers its locked cells import
     from ``softgrad.checks`` (``{bound name: name in the module}``). Each test cell that uses
@@ -47,6 +51,7 @@ def _timed_execute_class(rebind: dict[str, dict[str, str]]):
     helper (nbgrader would then give the points) changes nothing; the line is removed again
     once the notebook has run.
     """
+    import nbformat
     from nbgrader.preprocessors import Execute
 
     class TimedExecute(Execute):
@@ -54,12 +59,23 @@ def _timed_execute_class(rebind: dict[str, dict[str, str]]):
             entry = {"start": time.monotonic()}
             TIMINGS.append(entry)
             self.on_notebook_start = lambda **kw: entry.__setitem__("ready", time.monotonic())
-            key = (resources or {}).get("unique_key", "")
+            resources = resources or {}
+            key = resources.get("unique_key", "")
+            # the kernel works in a fresh folder of its own holding a copy of this notebook
+            # alone (nbgrader would start it in the folder of every file handed in)
+            if kernel_home is not None:
+                home = kernel_home / key
+                home.mkdir(parents=True)
+                nbformat.write(nb, home / f"{key}.ipynb")
+                sandbox.give(home, uid)
+                sandbox.give(home / f"{key}.ipynb", uid)
+                resources.setdefault("metadata", {})["path"] = str(home)
             added = _prefix_helpers(nb, rebind.get(key, {}))
             try:
                 return super().preprocess(nb, resources, km)
             finally:
                 entry["end"] = time.monotonic()
+                _stderr_is_not_failure(nb)
                 for cell, line in added:
                     if cell.source.startswith(line + "\n"):
                         cell.source = cell.source[len(line) + 1 :]
@@ -71,6 +87,20 @@ def _timed_execute_class(rebind: dict[str, dict[str, str]]):
                             ]
 
     return TimedExecute
+
+
+def _stderr_is_not_failure(nb) -> None:
+    """Show a test cell's stderr as ordinary output: nbgrader scores a test cell with any
+    stderr output 0, so a correct function that logs or warns would lose its points.
+    Only an error output (an exception) fails a test cell.
+    """
+    for cell in nb.cells:
+        meta = audit.nbgrader_meta(cell)
+        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["name"] = "stdout"
 
 
 REBIND_TEXT = "grader: fresh check helpers"
@@ -147,30 +177,6 @@ def _read_notebook(path: Path):
     return nb, None
 
 
-def _find_candidates(sub_dir: Path, expected: str, others: set[str]) -> list[Path]:
-    """Notebooks in the submission that could be ``expected`` under another name or folder."""
-    found = [
-        p
-        for p in sorted(sub_dir.rglob("*.ipynb"))
-        if ".ipynb_checkpoints" not in p.parts and not p.is_symlink() and p.name not in others
-    ]
-    exact = [p for p in found if p.name == expected]
-    return exact or found
-
-
-def _copy_submission(sub_dir: Path, dest: Path) -> list[str]:
-    """Copy regular files only (a symlink could point at the solutions); return skipped names."""
-    skipped = []
-    for p in sorted(sub_dir.rglob("*")):
-        rel = p.relative_to(sub_dir)
-        if p.is_symlink():
-            skipped.append(str(rel))
-        elif p.is_file() and ".ipynb_checkpoints" not in rel.parts:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, dest / rel)
-    return skipped
-
-
 class Job:
     def __init__(self, spec: dict):
         self.spec = spec
@@ -184,9 +190,37 @@ class Job:
         self.results = Path(spec["results"])
         self.feedback_out = Path(spec["feedback"])
         self.policy = sandbox.Policy(**spec["policy"])
+        self.source_id = spec.get("source_name", self.student)  # the folder name, any spelling
+        self.kernel_home: Path | None = None
+
+    def private_scratch(self) -> None:
+        """Put the kernels' writable folders on a size-limited tmpfs of this worker's own.
+
+        The orchestrator starts a root worker in a mount namespace of its own (``unshare
+        --mount``): the tmpfs mounted here on the runtime dir is seen by no other process, caps
+        what a student's kernel can write (files, sockets) at ``Policy.fsize`` in all, and
+        disappears with the worker, however it ends.
+        """
+        if self.spec.get("private_mounts"):
+            subprocess.run(
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    f"size={self.policy.fsize},nr_inodes=4096,mode=0700,nosuid,nodev",
+                    "softgrad-scratch",
+                    str(self.runtime),
+                ],
+                check=True,
+            )
+        if self.spec.get("sandboxed", True):
+            sandbox.give(self.runtime, self.policy.uid)
+            self.kernel_home = self.runtime / "k"
 
     def run(self) -> None:
         tools_on_path()
+        self.private_scratch()
         jupyter = self.work / "jupyter"
         sandbox.write_kernelspec(jupyter)
         os.environ["JUPYTER_PATH"] = str(jupyter)
@@ -278,7 +312,7 @@ class Job:
 
         release_dir = self.master / "release" / a
         expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
-        sub_dir = self.submissions / self.student / a
+        sub_dir = self.submissions / self.source_id / a
         root = self.work / a
         if root.exists():
             shutil.rmtree(root)
@@ -289,44 +323,91 @@ class Job:
         statuses, flags, notes, messages = [], [], {}, []
         withhold: set[str] = set()
         runnable = []
-        if not sub_dir.is_dir():
+        copied_dir = root / "intake"
+        copied_dir.mkdir()
+        where = intake.kind(sub_dir)
+        if where == "dir":
+            copied = intake.copy_tree(self.submissions, [self.source_id, a], copied_dir)
+            pool = list(copied.files)
+        elif where == "absent":
+            # a flat layout: the notebooks lie in the student's folder itself
+            copied = intake.copy_tree(self.submissions, [self.source_id], copied_dir, top_only=True)
+            pool = [f for f in copied.files if f.endswith(".ipynb")]
+            stems = [n[: -len(".ipynb")] for n in expected]
+            pool = [f for f in pool if any(f.startswith(stem) for stem in stems)]
+            if pool:
+                flags.append(f"flat layout: {', '.join(pool)} found outside a folder {a}/")
+            copied.refused = [r for r in copied.refused if r.split(" (")[0].split("/")[0] in pool]
+        else:
+            copied, pool = intake.Copied(), []
+            why = "a link (refused)" if where == "link" else "not a folder"
+            flags.append(f"{a}: {why}")
+        if copied.refused:
+            flags.append(
+                "refused (links and special files are never followed): " + ", ".join(copied.refused)
+            )
+        if not pool and where != "dir":
+            message = (
+                f"no folder {self.source_id}/{a} in the submissions"
+                if where == "absent"
+                else f"{self.source_id}/{a} is {'a link' if where == 'link' else 'not a folder'}"
+                " and was not read"
+            )
             return self.row(
                 a,
                 MISSING,
-                message=f"no folder {self.student}/{a} in the submissions",
+                flags=flags,
+                message=message,
                 feedback_files=[
                     self.write_failure_feedback(a, n, MISSING, "Nothing was submitted.")
                     for n in expected
                 ],
             )
-        skipped = _copy_submission(sub_dir, submitted)
-        if skipped:
-            flags.append("symlinks ignored: " + ", ".join(skipped))
         failure_pages = []
+        cache: dict[str, object] = {}
+
+        def read(rel: str):
+            if rel not in cache:
+                cache[rel] = _read_notebook(copied_dir / rel)
+            return cache[rel][0]
+
+        used: set[str] = set()
         for name in expected:
-            cands = _find_candidates(sub_dir, name, set(expected) - {name})
+            cands = [
+                c for c in intake.candidates(pool, name, set(expected) - {name}) if c not in used
+            ]
             if not cands:
                 statuses.append(MISSING)
                 messages.append(f"{name}: not submitted")
                 failure_pages.append((name, MISSING, f"{name} was not submitted."))
                 continue
-            path = cands[0]
-            nb, problem = _read_notebook(path)
+            released_nb = nbformat.read(release_dir / name, as_version=4)
+            rel, others = intake.choose(cands, name, read, released_nb, copied.mtimes)
+            used.add(rel)
+            if others:
+                flags.append(
+                    f"{name}: several candidates, graded {rel} (most answers, then the released "
+                    f"name, then the newest); not graded: {', '.join(others)}"
+                )
+                notes.setdefault(name, []).append(
+                    f"You handed in several copies of {name}; {rel} was graded."
+                )
+            read(rel)
+            nb, problem = cache[rel]
             if problem:
                 statuses.append(problem[0])
                 messages.append(problem[1])
                 failure_pages.append((name, *problem))
-                (submitted / path.relative_to(sub_dir)).unlink(missing_ok=True)
                 continue
-            rel = path.relative_to(sub_dir)
-            if str(rel) != name:
+            if rel != name:
                 statuses.append(RENAMED)
-                note = f"{rel} was graded as {name}"
-                messages.append(note)
+                messages.append(f"{rel} was graded as {name}")
                 notes.setdefault(name, []).append(f"Your file {rel} was graded as {name}.")
-                (submitted / rel).unlink(missing_ok=True)
             nbformat.write(nb, submitted / name)
             runnable.append(name)
+        extra = sorted(f for f in pool if f not in used and not f.endswith(".ipynb"))
+        if extra:
+            flags.append("handed-in files not used by the grader: " + ", ".join(extra[:20]))
 
         feedback_files = [self.write_failure_feedback(a, n, s, m) for n, s, m in failure_pages]
         if not runnable:
@@ -447,7 +528,7 @@ class Job:
         app = Autograde(coursedir=coursedir, config=c)
         app.force = True
         app.create_student = True
-        timed = _timed_execute_class(self.rebind)
+        timed = _timed_execute_class(self.rebind, self.kernel_home, self.policy.uid)
         app.autograde_preprocessors = [
             timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
         ]
