@@ -295,6 +295,7 @@ def test_every_submission_has_a_row_and_progress_is_shown(graded):
         "status",
         "flags",
         "message",
+        "student_id",
     }
     assert all(r["max_score"] == "4" for r in rows.values())
     assert re.search(r"\[\d+/18\] correct: ex00_demo ok 3/4", graded["stdout"])

@@ -34,7 +34,17 @@ from . import intake, sandbox
 from .course import GRADER_VERSION, GradingError, assignments, code_hash, generate, source_hash
 from .worker import ERROR, TIMED_OUT, write_json_atomic
 
-COLUMNS = ["student", "assignment", "score", "max_score", "status", "flags", "message"]
+# student: the folder's name in SUBMISSIONS; student_id: the safe id nbgrader and feedback/ use
+COLUMNS = [
+    "student",
+    "assignment",
+    "score",
+    "max_score",
+    "status",
+    "flags",
+    "message",
+    "student_id",
+]
 
 
 def _hash_dir(path: Path, extra: str, *, top_only: bool = False) -> str:
@@ -428,6 +438,7 @@ class Grader:
             for a in names:
                 r = json.loads(self._result_path(s, a).read_text())
                 r["student"] = self.source_names.get(s, s)  # the folder's own spelling
+                r["student_id"] = s
                 rows.append(r)
             extra = sorted(
                 e.name
@@ -455,6 +466,7 @@ class Grader:
                     "max_score": f"{r['max_score']:g}",
                     "flags": "; ".join(r["flags"]),
                     "message": r["message"],
+                    "student_id": r["student_id"],
                 }
             )
         tmp = self.out / ".grades.csv.tmp"
