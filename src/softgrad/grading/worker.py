@@ -39,54 +39,106 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _timed_execute_class(rebind: dict[str, dict[str, str]], kernel_home: Path | None, uid: int):
-    """nbgrader's Execute, timed, running each test cell with fresh check helpers.
+def _is_test(cell) -> bool:
+    meta = audit.nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
-    Each notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by ``uid``,
-    holding a copy of the notebook and nothing else).
 
-    ``rebind`` maps a notebook's name (no extension) to the helpers its locked cells import
-    from ``softgrad.checks`` (``{bound name: name in the module}``). Each test cell that uses
-    one runs with a first line that imports it again, so a student cell that redefines the
-    helper (nbgrader would then give the points) changes nothing; the line is removed again
-    once the notebook has run.
+def _graded_execute_class(kernel_home: Path | None, uid: int):
+    """nbgrader's Execute, timed, with the test cells run by the grader (:mod:`.remote`).
+
+    The kernel runs every other code cell, in order (the student's and the locked ones); then
+    the grader runs the test cells in its own process, calling the student's functions in the
+    kernel. Each notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by
+    ``uid``, holding a copy of the notebook without its hidden tests, and nothing else).
     """
     import nbformat
+    from nbclient.exceptions import DeadKernelError
+    from nbconvert.preprocessors.execute import NotebookClient
     from nbgrader.preprocessors import Execute
 
-    class TimedExecute(Execute):
+    from . import remote
+
+    class GradedExecute(Execute):
         def preprocess(self, nb, resources=None, km=None):
             entry = {"start": time.monotonic()}
             TIMINGS.append(entry)
             self.on_notebook_start = lambda **kw: entry.__setitem__("ready", time.monotonic())
             resources = resources or {}
             key = resources.get("unique_key", "")
-            # the kernel works in a fresh folder of its own holding a copy of this notebook
-            # alone (nbgrader would start it in the folder of every file handed in)
             if kernel_home is not None:
                 home = kernel_home / key
                 home.mkdir(parents=True)
-                nbformat.write(nb, home / f"{key}.ipynb")
+                public = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+                for cell in public.cells:
+                    if _is_test(cell):
+                        cell.source = feedback._strip_region(feedback._src(cell))
+                nbformat.write(public, home / f"{key}.ipynb")
                 sandbox.give(home, uid)
                 sandbox.give(home / f"{key}.ipynb", uid)
                 resources.setdefault("metadata", {})["path"] = str(home)
-            added = _prefix_helpers(nb, rebind.get(key, {}))
+            NotebookClient.__init__(self, nb, km)
+            self.reset_execution_trackers()
+            self._check_assign_resources(resources)
             try:
-                return super().preprocess(nb, resources, km)
+                with self.setup_kernel():
+                    info = self.wait_for_reply(self.kc.kernel_info())
+                    self.nb.metadata["language_info"] = info["content"]["language_info"]
+                    self.wait_for_reply(
+                        self.kc.execute(remote.SERVER, silent=True, store_history=False)
+                    )
+                    tests = []
+                    for index, cell in enumerate(self.nb.cells):
+                        if _is_test(cell):
+                            tests.append(cell)
+                        else:
+                            self.preprocess_cell(cell, resources, index)
+                    entry["cells"] = time.monotonic()
+                    self.run_tests(tests)
             finally:
                 entry["end"] = time.monotonic()
-                _stderr_is_not_failure(nb)
-                for cell, line in added:
-                    if cell.source.startswith(line + "\n"):
-                        cell.source = cell.source[len(line) + 1 :]
-                    for out in cell.get("outputs", []):
-                        if out.get("traceback"):  # IPython quotes the lines around the error
-                            out["traceback"] = [
-                                "\n".join(x for x in entry.split("\n") if REBIND_TEXT not in x)
-                                for entry in out["traceback"]
-                            ]
+            self.set_widgets_metadata()
+            return self.nb, self.resources
 
-    return TimedExecute
+        def run_tests(self, tests) -> None:
+            from jupyter_client import BlockingKernelClient
+            from jupyter_core.utils import run_sync
+
+            if not tests:
+                return
+            kc = BlockingKernelClient()
+            kc.load_connection_info(self.km.get_connection_info())
+            kc.start_channels()
+            try:
+                channel = remote.Channel(
+                    kc,
+                    is_alive=lambda: run_sync(self.km.is_alive)(),
+                    interrupt=lambda: run_sync(self.km.interrupt_kernel)(),
+                )
+                setup = [
+                    feedback._src(c)
+                    for c in self.nb.cells
+                    if c.get("cell_type") == "code"
+                    and audit.nbgrader_meta(c).get("locked")
+                    and not _is_test(c)
+                    and not audit.nbgrader_meta(c).get("solution")
+                ]
+                runner = remote.TestRunner(channel, setup, float(self.timeout or 30))
+                count = max((c.get("execution_count") or 0 for c in self.nb.cells), default=0)
+                for cell in tests:
+                    count += 1
+                    try:
+                        outputs = runner.run_cell(feedback._src(cell))
+                    except remote.KernelGone as exc:
+                        if not exc.timed_out:
+                            raise DeadKernelError("Kernel died while running the tests") from exc
+                        outputs = [dict(self.error_on_timeout, output_type="error")]
+                    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+                    cell.execution_count = count
+            finally:
+                kc.stop_channels()
+
+    return GradedExecute
 
 
 def _stderr_is_not_failure(nb) -> None:
@@ -101,61 +153,6 @@ def _stderr_is_not_failure(nb) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 out["name"] = "stdout"
-
-
-REBIND_TEXT = "grader: fresh check helpers"
-REBIND_MARK = f"  # {REBIND_TEXT}"
-
-
-def checks_imports(released) -> dict[str, str]:
-    """``{bound name: name}`` of what the released notebook imports from ``softgrad.checks``.
-
-    Examples
-    --------
-    >>> import nbformat
-    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-    ...     "import numpy as np\\nfrom softgrad.checks import check_softmax, check_matches as cm")])
-    >>> checks_imports(nb)
-    {'check_softmax': 'check_softmax', 'cm': 'check_matches'}
-    """
-    import ast
-
-    found: dict[str, str] = {}
-    for cell in released.cells:
-        meta = audit.nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or meta.get("solution"):
-            continue
-        try:
-            tree = ast.parse(audit._strip_magics(audit._source(cell)))
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "softgrad.checks":
-                found.update({a.asname or a.name: a.name for a in node.names if a.name != "*"})
-    return found
-
-
-def _prefix_helpers(nb, helpers: dict[str, str]) -> list:
-    import ast
-
-    added = []
-    if not helpers:
-        return added
-    for cell in nb.cells:
-        meta = audit.nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
-            continue
-        try:
-            tree = ast.parse(audit._strip_magics(cell.source))
-        except (SyntaxError, ValueError):
-            continue
-        used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(helpers))
-        if used:
-            names = ", ".join(n if helpers[n] == n else f"{helpers[n]} as {n}" for n in used)
-            line = f"from softgrad.checks import {names}{REBIND_MARK}"
-            cell.source = line + "\n" + cell.source
-            added.append((cell, line))
-    return added
 
 
 def _read_notebook(path: Path):
@@ -186,7 +183,6 @@ class Job:
         self.master = Path(spec["master"])
         self.work = Path(spec["work"])
         self.runtime = Path(spec["runtime"])
-        self.rebind: dict[str, dict[str, str]] = {}
         self.results = Path(spec["results"])
         self.feedback_out = Path(spec["feedback"])
         self.policy = sandbox.Policy(**spec["policy"])
@@ -424,7 +420,6 @@ class Job:
         for name in runnable:
             released = nbformat.read(release_dir / name, as_version=4)
             sub_nb = nbformat.read(submitted / name, as_version=4)
-            self.rebind[Path(name).stem] = checks_imports(released)
             found = audit.compare_structure(released, sub_nb)
             deleted_by_nb[name] = found.deleted
             if found.deleted:
@@ -528,7 +523,7 @@ class Job:
         app = Autograde(coursedir=coursedir, config=c)
         app.force = True
         app.create_student = True
-        timed = _timed_execute_class(self.rebind, self.kernel_home, self.policy.uid)
+        timed = _graded_execute_class(self.kernel_home, self.policy.uid)
         app.autograde_preprocessors = [
             timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
         ]
@@ -627,7 +622,7 @@ def _output_flags(name: str, nb, memory: int) -> list[str]:
     mem, cut = [], []
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            if out.get("ename") == "MemoryError":
+            if out.get("ename") == "MemoryError" or "MemoryError" in str(out.get("evalue", "")):
                 mem.append(_cell_label(i, cell))
             if out.get("output_type") == "stream" and "... Output truncated ..." in out.get(
                 "text", ""
