@@ -228,6 +228,68 @@ for where in (".", "/tmp"):
         ),
     )
 
+    # -- wrong work that nbgrader's model would pass: legal Python in the student's kernel ------
+    cheats = {
+        "cheat_checks_patched": "import importlib\n"
+        "c = importlib.import_module('softgrad.che' + 'cks')\n"
+        "c.check_matches = lambda *a, **k: None\n",
+        "cheat_isclose": "np.isclose = lambda *a, **k: np.array(True)\n"
+        "np.allclose = lambda *a, **k: True\n",
+        "cheat_transformer": "get_ipython().input_transformers_cleanup.append("
+        "lambda lines: ['pass\\n'])\n",
+        "cheat_errors_cleared": "import sys\n"
+        "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+        "sys.excepthook = lambda *a: None\n",
+        "cheat_frames": "import inspect\n"
+        "def double(x):\n"
+        "    for f in inspect.stack():\n"
+        "        for k, v in f.frame.f_locals.items():\n"
+        "            if k in ('expected', 'want', 'reference'):\n"
+        "                return v(x) if callable(v) else v\n"
+        "    return 3.0 * np.asarray(x, dtype=float)\n",
+        "cheat_builtins": "import builtins\n"
+        "builtins.AssertionError = type('Quiet', (Exception,), {})\n"
+        "builtins.float = lambda *a: 0.0\n",
+    }
+    for student, code in cheats.items():
+        nb = _answer(fresh(), WRONG if "def double" not in code else code)
+        idx = nb.cells.index(_cell(nb, "double_solution"))
+        if "def double" not in code:
+            nb.cells.insert(idx + 1, nbformat.v4.new_code_cell(code))
+        put(student, nb)
+    # a correct function that publishes its inputs, and cells that look for hidden tests
+    secret = "'HIDDEN-TEST-' + 'SECRET-q7x'"
+    nb = _answer(
+        fresh(),
+        "SEEN = []\n\ndef double(x):\n    SEEN.append(repr(x))\n    print('IN' + 'PUT-SEEN', x)\n"
+        "    with open('seen.txt', 'a') as f:\n        f.write(repr(x) + '\\n')\n"
+        "    return 2.0 * np.asarray(x, dtype=float)\n",
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import glob, os\n"
+            f"texts = [open(p, errors='replace').read() for p in glob.glob('**', recursive=True) "
+            "if os.path.isfile(p)]\n"
+            f"print('SCAN', 'FOUND' if any({secret} in t for t in texts) else 'CLEAN', "
+            "'probe' if 'hidden_' + 'probe_q7x' in globals() else 'noprobe', SEEN)\n"
+        )
+    )
+    put("publishes_inputs", nb)
+    # markup in the feedback
+    nb = _answer(
+        fresh(),
+        CORRECT + "from IPython.display import HTML, display\n"
+        "display(HTML('<scr' + 'ipt>document.title=\"PWN' + 'ED-SCRIPT\"</scr' + 'ipt><b>x</b>'))\n"
+        "import base64\n"
+        "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==')\n"
+        "from IPython.display import Image\n"
+        "for _ in range(3):\n    display({'image/png': base64.b64encode(png * 200000).decode()}, raw=True)\n",
+    )
+    _cell(
+        nb, "written_linear"
+    ).source = "<script>alert('PWNED-MD')</script><img src=x onerror=alert(1)>"
+    put("markup", nb)
+
     # -- honest work with noise ------------------------------------------------------------
     put(
         "noisy_correct",
@@ -370,6 +432,48 @@ def test_the_kernel_cannot_fill_the_disk(graded):
     assert report["/tmp_error"] == "OSError", report
     on_host = sum(p.stat().st_size for p in graded["out"].rglob("*") if p.is_file())
     assert on_host < 64 * 1024**2
+
+
+# --- verdicts where the student's code never ran ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "student",
+    [
+        "cheat_checks_patched",
+        "cheat_isclose",
+        "cheat_transformer",
+        "cheat_errors_cleared",
+        "cheat_frames",
+        "cheat_builtins",
+    ],
+)
+def test_rebinding_things_in_the_kernel_does_not_pass_a_wrong_answer(graded, student):
+    r = graded["rows"][student]
+    assert r["score"] == "0", r
+
+
+def test_hidden_tests_and_probe_values_never_reach_the_student(graded):
+    page = _text(_feedback(graded, "publishes_inputs"))
+    r = graded["rows"]["publishes_inputs"]
+    assert r["score"] == "3", r
+    assert "SCAN CLEAN noprobe" in page, page[-2000:]
+    assert "21.5" not in page  # the hidden probe's input
+    assert "INPUT-SEEN" not in page  # what the function printed during the tests
+    for p in (graded["out"] / "feedback").rglob("*.html"):
+        text = p.read_text(encoding="utf-8")
+        assert "HIDDEN-TEST-SECRET-q7x" not in text, p
+        assert "hidden_probe_q7x" not in text, p
+
+
+def test_feedback_is_sanitised_and_capped(graded):
+    page = _feedback(graded, "markup")
+    assert "PWNED-SCRIPT" not in page
+    assert "<script>alert" not in page
+    assert not re.search(r"<img[^>]*onerror", page)
+    assert len(page) < 5 * 1024**2, len(page)
+    r = graded["rows"]["markup"]
+    assert r["score"] == "3", r
 
 
 # --- honest work --------------------------------------------------------------------------

@@ -277,6 +277,7 @@ class Grader:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         rows = self.collect(students, names)
+        merge_manual(rows, self.out / "manual.csv")
         self.write_csv(rows)
         self.log(self.summary(rows, time.monotonic() - t0))
         return rows
@@ -503,6 +504,92 @@ class Grader:
                     + (f" - {detail}" if detail else "")
                 )
         return "\n".join(lines)
+
+
+MANUAL_COLUMNS = [
+    "student",
+    "assignment",
+    "notebook",
+    "grade_id",
+    "max_points",
+    "points",
+    "submission",
+]
+
+
+def merge_manual(rows: list[dict], path: Path) -> None:
+    """Add the instructor's manual points from ``path`` to ``rows``; rewrite ``path``.
+
+    ``manual.csv`` has one line per cell that awaits manual grading (a written answer), with an
+    empty ``points`` column for the instructor to fill in. On the next run the points entered
+    are checked (a number from 0 to ``max_points``) and added to the row's score; the file is
+    written again with the entered points kept. ``submission`` identifies the graded hand-in:
+    points entered for an earlier submission of the same cell are kept in the file but not
+    counted, and the row is flagged, until the instructor confirms them by clearing that
+    column's old value.
+    """
+    entered: dict[tuple, dict] = {}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            for e in csv.DictReader(f):
+                key = (e.get("student"), e.get("assignment"), e.get("notebook"), e.get("grade_id"))
+                entered[key] = e
+    lines = []
+    for r in rows:
+        waiting = 0.0
+        stamp = str(r.get("hash", ""))[:12]
+        for cell in r.get("manual", []):
+            key = (r["student"], r["assignment"], cell["notebook"], cell["grade_id"])
+            old = entered.get(key, {})
+            text = (old.get("points") or "").strip()
+            top = float(cell["max_points"])
+            line = {
+                "student": r["student"],
+                "assignment": r["assignment"],
+                "notebook": cell["notebook"],
+                "grade_id": cell["grade_id"],
+                "max_points": f"{top:g}",
+                "points": text,
+                "submission": old.get("submission") or stamp,
+            }
+            lines.append(line)
+            if not text:
+                waiting += top
+                continue
+            try:
+                points = float(text)
+            except ValueError:
+                points = float("nan")
+            if line["submission"] not in ("", stamp):
+                r["flags"] = [
+                    *r["flags"],
+                    (
+                        f"manual points for {cell['grade_id']} were entered for an earlier "
+                        "submission: check them, then clear the submission column"
+                    ),
+                ]
+                waiting += top
+            elif not 0.0 <= points <= top:
+                r["flags"] = [
+                    *r["flags"],
+                    (
+                        f"manual points ignored for {cell['grade_id']}: {text!r} is not a number "
+                        f"from 0 to {top:g}"
+                    ),
+                ]
+                waiting += top
+            else:
+                r["score"] = round(r["score"] + points, 4)
+        if waiting:
+            note = f"{waiting:g} point{'s await' if waiting != 1 else ' awaits'} manual grading"
+            r["message"] = "; ".join(m for m in (r["message"], note) if m)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, MANUAL_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(lines)
+    tmp = path.with_name(".manual.csv.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _kill(proc: subprocess.Popen) -> None:

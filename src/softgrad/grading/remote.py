@@ -3,7 +3,7 @@
 nbgrader runs a test cell inside the student's kernel, where legal Python (replacing
 ``numpy.isclose``, patching ``softgrad``, an IPython input transformer, reading the caller's
 frame) decides what the test sees. Here the test cells run in the grader's own process instead,
-in a namespace :class:`TestRunner` builds from the notebook's locked imports. A name the test
+in a namespace :class:`CellRunner` builds from the notebook's locked imports. A name the test
 uses that the student defined becomes a :class:`Remote`: calling it sends the arguments to the
 sandboxed kernel as plain numbers, the kernel calls the student's function there, and the
 grader receives plain numbers back and judges them itself with :mod:`softgrad.checks`.
@@ -497,7 +497,7 @@ def _hidden_message(exc: BaseException) -> str:
     return "\n".join(["a hidden test failed", *kept])
 
 
-class TestRunner:
+class CellRunner:
     """Runs the test cells of one notebook in the grader against one kernel."""
 
     def __init__(self, channel: Channel, setup_sources: list[str], cell_timeout: float):

@@ -123,7 +123,7 @@ def _graded_execute_class(kernel_home: Path | None, uid: int):
                     and not _is_test(c)
                     and not audit.nbgrader_meta(c).get("solution")
                 ]
-                runner = remote.TestRunner(channel, setup, float(self.timeout or 30))
+                runner = remote.CellRunner(channel, setup, float(self.timeout or 30))
                 count = max((c.get("execution_count") or 0 for c in self.nb.cells), default=0)
                 for cell in tests:
                     count += 1
@@ -485,11 +485,7 @@ class Job:
             else:
                 statuses.append(OK)
         ran = {n for n in runnable if (autograded / n).exists()}
-        score, max_score, pending = self.scores(root, a, deleted_by_nb, ran)
-        if pending:
-            messages.append(
-                f"{pending:g} point{'s await' if pending != 1 else ' awaits'} manual grading"
-            )
+        score, max_score, manual = self.scores(root, a, deleted_by_nb, ran)
         t_feedback = time.monotonic()
         feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags, withhold)
         t_feedback = time.monotonic() - t_feedback
@@ -508,6 +504,7 @@ class Job:
             timings=timings,
         )
         row["phases"] = {"autograde": round(t_auto, 3), "feedback": round(t_feedback, 3)}
+        row["manual"] = manual  # the cells that await manual grading (see grade.merge_manual)
         return row
 
     def autograde(self, root: Path, a: str) -> dict:
@@ -531,10 +528,12 @@ class Job:
 
     def scores(
         self, root: Path, a: str, deleted_by_nb: dict, ran: set[str]
-    ) -> tuple[float, float, float]:
+    ) -> tuple[float, float, list[dict]]:
+        """(automatic score, maximum score, the cells that await manual grading)."""
         from nbgrader.api import Gradebook
 
-        score = max_score = pending = 0.0
+        score = max_score = 0.0
+        manual = []
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             sub = gb.find_submission(a, self.student)
             for nb in sub.notebooks:
@@ -548,8 +547,14 @@ class Job:
                     elif g.auto_score is not None:
                         score += g.auto_score
                     elif g.needs_manual_grade and f"{nb.name}.ipynb" in ran:
-                        pending += g.max_score
-        return score, max_score, pending
+                        manual.append(
+                            {
+                                "notebook": f"{nb.name}.ipynb",
+                                "grade_id": g.name,
+                                "max_points": float(g.max_score),
+                            }
+                        )
+        return score, max_score, manual
 
     def feedback(self, root, a, runnable, hidden_by_nb, notes, flags, withhold) -> list[str]:
         import nbformat
@@ -565,6 +570,21 @@ class Job:
             nb = nbformat.read(autograded / name, as_version=4)
             if feedback.redact(nb, hidden_by_nb[name]):
                 flags.append(f"{name}: output quoting hidden test code was removed")
+            released = nbformat.read(self.master / "release" / a / name, as_version=4)
+            locked = {
+                audit.nbgrader_meta(c).get("grade_id")
+                for c in released.cells
+                if audit.nbgrader_meta(c).get("locked")
+                and not audit.nbgrader_meta(c).get("solution")
+            }
+            theirs = {
+                i
+                for i, c in enumerate(nb.cells)
+                if audit.nbgrader_meta(c).get("grade_id") not in locked
+            }
+            capped = [c for c in feedback.sanitise(nb, theirs) if "size cap" in c]
+            if capped:
+                flags.append(f"{name}: feedback: " + "; ".join(capped))
             if notes.get(name):
                 nb.cells.insert(0, feedback.notice_cell(notes[name]))
             nbformat.write(nb, autograded / name)
