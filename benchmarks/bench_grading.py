@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         rerun_wall = time.monotonic() - t1
         with open(out / "grades.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        startup, execution, per_nb, feedback = [], [], [], []
+        startup, execution, per_nb, feedback, cells, tests = [], [], [], [], [], []
         for p in sorted((out / ".work" / "results").glob("*/*.json")):
             r = json.loads(p.read_text())
             per_nb.append(r["seconds"])
@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "ready" in t and "end" in t:
                     startup.append(t["ready"])
                     execution.append(t["end"] - t["ready"])
+                    if "cells" in t:  # the kernel's cells, then the tests run by the grader
+                        cells.append(t["cells"] - t["ready"])
+                        tests.append(t["end"] - t["cells"])
             if "phases" in r:
                 feedback.append(r["phases"].get("feedback", 0.0))
         statuses = sorted({r["status"] for r in rows})
@@ -142,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" {_stats(startup)}"
             ),
             f"- cell execution: {_stats(execution)}",
+            f"  - the student's and the locked cells, in the kernel: {_stats(cells)}",
+            (f"  - the test cells, run by the grader, calling into the kernel: {_stats(tests)}"),
             f"- feedback HTML (nbgrader generate_feedback + redaction): {_stats(feedback)}",
             f"- whole notebook in its worker: {_stats(per_nb)}",
             (

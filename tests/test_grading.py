@@ -295,6 +295,7 @@ def test_every_submission_has_a_row_and_progress_is_shown(graded):
         "status",
         "flags",
         "message",
+        "student_id",
     }
     assert all(r["max_score"] == "4" for r in rows.values())
     assert re.search(r"\[\d+/18\] correct: ex00_demo ok 3/4", graded["stdout"])
@@ -458,6 +459,45 @@ def test_rerun_is_stable_and_regrades_only_what_changed(graded):
     assert proc.returncode == 0, proc.stderr
     assert "17 students unchanged" in proc.stdout
     assert (out / "grades.csv").read_text() == before
+
+
+def test_manual_points_entered_in_manual_csv_reach_grades_csv(graded):
+    out, subs, course = graded["out"], graded["subs"], graded["course"]
+    with open(out / "manual.csv", newline="") as f:
+        entries = list(csv.DictReader(f))
+    mine = [e for e in entries if e["student"] == "correct"]
+    assert [(e["notebook"], e["grade_id"], e["max_points"], e["points"]) for e in mine] == [
+        (NB, "written_linear", "1", "")
+    ]
+    # unanswered written answers are not asked for: nbgrader scores them 0 itself
+    assert not [e for e in entries if e["student"] == "unanswered"]
+    args = ["--course", str(course), "grade", str(subs), "--out", str(out), "--timeout", "6"]
+
+    def rerun_with(points: str) -> dict:
+        for e in entries:
+            if e["student"] == "correct":
+                e["points"] = points
+        with open(out / "manual.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, list(entries[0]))
+            w.writeheader()
+            w.writerows(entries)
+        proc = _cli(*args, "--memory", "2g")
+        assert proc.returncode == 0, proc.stderr
+        assert "18 students unchanged" in proc.stdout  # nothing is re-run for manual points
+        with open(out / "grades.csv", newline="") as f:
+            return {r["student"]: r for r in csv.DictReader(f)}["correct"]
+
+    row = rerun_with("7")  # more than the cell is worth: refused, flagged, still awaited
+    assert row["score"] == "3"
+    assert "manual points ignored for written_linear" in row["flags"]
+    assert "1 point awaits manual grading" in row["message"]
+    row = rerun_with("0.5")
+    assert row["score"] == "3.5"
+    assert "manual grading" not in row["message"]
+    assert "manual points" not in row["flags"]
+    with open(out / "manual.csv", newline="") as f:
+        kept = {(e["student"], e["grade_id"]): e["points"] for e in csv.DictReader(f)}
+    assert kept[("correct", "written_linear")] == "0.5"  # the instructor's entry is kept
 
 
 def test_interrupted_run_keeps_what_was_graded(course, tmp_path):

@@ -39,6 +39,7 @@ import sys
 import tracemalloc
 import warnings
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -386,6 +387,13 @@ class Passed:
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _THIS = os.path.abspath(__file__)
+_GRADING = os.path.join(_PKG_DIR, "grading") + os.sep
+
+#: ``(run, allow, measure_memory)`` while :func:`_call` runs a student's function. The grader's
+#: stand-in for a function that runs in the student's sandboxed kernel
+#: (:class:`softgrad.grading.remote.Remote`) reports there what the kernel saw: calls into
+#: softgrad, warnings, peak memory.
+ACTIVE_CALL: ContextVar = ContextVar("softgrad_active_call", default=None)
 
 
 @dataclass
@@ -394,6 +402,7 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     reference_calls: set[str] = field(default_factory=set)
     peak_bytes: int = 0
+    remote_peak: int = 0  # reported by a function that ran in the grader's sandbox
 
 
 _in_softgrad_cache: dict[str, bool] = {}
@@ -404,7 +413,9 @@ def _in_softgrad(code) -> bool:
     filename = code.co_filename
     if filename not in _in_softgrad_cache:
         path = os.path.abspath(filename)
-        _in_softgrad_cache[filename] = path.startswith(_PKG_DIR + os.sep) and path != _THIS
+        _in_softgrad_cache[filename] = (
+            path.startswith(_PKG_DIR + os.sep) and path != _THIS and not path.startswith(_GRADING)
+        )
     return _in_softgrad_cache[filename]
 
 
@@ -444,13 +455,15 @@ def _call(
                 if not was_tracing:
                     tracemalloc.start()
                 tracemalloc.reset_peak()
+            token = ACTIVE_CALL.set((run, allow, measure_memory))
             sys.setprofile(profiler)
             try:
                 run.value = fn(*args)
             finally:
                 sys.setprofile(old_profile)
+                ACTIVE_CALL.reset(token)
                 if measure_memory:
-                    run.peak_bytes = tracemalloc.get_traced_memory()[1]
+                    run.peak_bytes = max(tracemalloc.get_traced_memory()[1], run.remote_peak)
                     if not was_tracing:
                         tracemalloc.stop()
     except NotImplementedError as exc:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from .course import GradingError, release, tools_on_path
 from .grade import grade
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM (a BaseException, like KeyboardInterrupt)."""
 
 
 def _size(text: str) -> int:
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         "--memory",
         type=_size,
         default="2g",
-        help="address-space limit of a student's kernel (default: 2g)",
+        help="memory limit of a student's kernel and all its processes together, and of each "
+        "process's address space (default: 2g)",
     )
     g.add_argument(
         "--unsafe-no-sandbox",
@@ -62,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     tools_on_path()
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    # SIGTERM stops like Ctrl-C: workers and kernels are killed, cgroups and temp dirs removed
+    signal.signal(signal.SIGTERM, terminated)
     try:
         if args.command == "release":
             release(args.course)
@@ -80,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated: every result finished so far is kept", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(
             "interrupted: every result finished so far is kept; run the same command again to "

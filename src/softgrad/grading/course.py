@@ -51,6 +51,18 @@ def load_config(course: Path):
     return PyFileConfigLoader(cfg_file.name, path=str(course)).load_config()
 
 
+def code_hash() -> str:
+    """Hash of the softgrad package's Python source: the checks, the reference numerics and the
+    grader all decide grades, so a change to any of them re-grades everything."""
+    import softgrad
+
+    root = Path(softgrad.__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 def source_hash(course: Path, assignment: str) -> str:
     """Hash of everything under ``source/<assignment>`` plus the course config."""
     h = hashlib.sha256(GRADER_VERSION.encode())

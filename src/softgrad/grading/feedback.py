@@ -1,4 +1,7 @@
-"""Keep hidden tests out of student feedback.
+"""Keep hidden tests out of student feedback, and make the pages safe to open.
+
+The test cells run in the grader (:mod:`.remote`), so their outputs hold no hidden code; what
+follows is the second line of defence, and :func:`sanitise` the markup and size limits.
 
 nbgrader's feedback shows every test cell's source, hidden tests included, and an IPython
 traceback quotes the failing lines. Before ``generate_feedback`` runs, :func:`redact` replaces
@@ -10,6 +13,7 @@ print later cells' code through an IPython hook). :func:`leaks` re-checks the fi
 from __future__ import annotations
 
 import html
+import json
 import re
 
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -156,3 +160,70 @@ def failure_page(student: str, assignment: str, status: str, message: str) -> st
         f"<p><strong>Status: {esc(status)}</strong></p>\n<p>{esc(message)}</p>\n"
         "<p>Score: 0. Ask your instructor if you think this is wrong.</p>\n</body></html>\n"
     )
+
+
+# ----------------------------------------------------------------------------- safe to open
+
+#: output types kept in a feedback page; HTML, SVG, JavaScript, Markdown and LaTeX from a
+#: student's code could carry script or markup, and are shown as their plain-text form instead
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+MAX_OUTPUT = 1024**2  # bytes of one output (an image, a stream)
+MAX_PAGE = 4 * 1024**2  # bytes of all outputs of one page
+
+
+def sanitise(nb, student_written: set[int]) -> list[str]:
+    """Make ``nb`` (an autograded notebook) safe to render and to open, in place.
+
+    The markdown cells at the indices ``student_written`` are shown as text (their HTML
+    escaped, attachments dropped); every output keeps only plain text and PNG/JPEG images; an
+    output over 1 MiB, or past 4 MiB in all, is replaced by a note. Returns what was changed,
+    one line each, for the flags.
+
+    Examples
+    --------
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[
+    ...     nbformat.v4.new_markdown_cell("<script>x()</script>"),
+    ...     nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output(
+    ...         "display_data", data={"text/html": "<script>y()</script>", "text/plain": "y"})])])
+    >>> sanitise(nb, {0})
+    ['markup removed from output: text/html']
+    >>> nb.cells[0].source, dict(nb.cells[1].outputs[0].data)
+    ('&lt;script&gt;x()&lt;/script&gt;', {'text/plain': 'y'})
+    """
+    import nbformat
+
+    changes: list[str] = []
+    used = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") in ("markdown", "raw") and i in student_written:
+            cell["source"] = html.escape(_src(cell), quote=False)
+            cell.pop("attachments", None)
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data is not None:
+                dropped = sorted(k for k in data if k not in SAFE_MIME)
+                if dropped:
+                    changes.append("markup removed from output: " + ", ".join(dropped))
+                out["data"] = {k: v for k, v in data.items() if k in SAFE_MIME}
+                if not out["data"]:
+                    out["data"] = {"text/plain": "[output removed: not plain text or an image]"}
+                out["metadata"] = {}
+            size = len(json.dumps(out, default=str))
+            if size > MAX_OUTPUT or used + size > MAX_PAGE:
+                changes.append(f"output of {size / 2**20:.1f} MiB removed (feedback size cap)")
+                out = nbformat.from_dict(
+                    {
+                        "output_type": "stream",
+                        "name": "stdout",
+                        "text": f"[output of {size / 2**20:.1f} MiB removed: too large for feedback]\n",
+                    }
+                )
+                size = len(out["text"])
+            used += size
+            kept.append(out)
+        cell["outputs"] = kept
+    return list(dict.fromkeys(changes))

@@ -15,11 +15,13 @@ submissions give the same grades.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,25 +30,52 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import sandbox
-from .course import GRADER_VERSION, GradingError, assignments, generate, source_hash
+from . import intake, sandbox
+from .course import GRADER_VERSION, GradingError, assignments, code_hash, generate, source_hash
 from .worker import ERROR, TIMED_OUT, write_json_atomic
 
-COLUMNS = ["student", "assignment", "score", "max_score", "status", "flags", "message"]
+# student: the folder's name in SUBMISSIONS; student_id: the safe id nbgrader and feedback/ use
+COLUMNS = [
+    "student",
+    "assignment",
+    "score",
+    "max_score",
+    "status",
+    "flags",
+    "message",
+    "student_id",
+]
 
 
-def _hash_dir(path: Path, extra: str) -> str:
+def _hash_dir(path: Path, extra: str, *, top_only: bool = False) -> str:
+    """Hash of what is under ``path`` (by ``lstat``: a link is hashed as a link, never followed)."""
     h = hashlib.sha256(extra.encode())
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            rel = str(p.relative_to(path)).encode()
-            if p.is_symlink():
-                h.update(b"L" + rel + b"\0" + os.readlink(p).encode())
-            elif p.is_file():
-                h.update(b"F" + rel + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    else:
-        h.update(b"absent")
+    kind = intake.kind(path)
+    h.update(kind.encode())
+    if kind != "dir":
+        return h.hexdigest()
+    stack = [(path, "")]
+    while stack:
+        d, rel = stack.pop()
+        with os.scandir(d) as it:
+            for e in sorted(it, key=lambda e: e.name):
+                r = f"{rel}/{e.name}".encode("utf-8", "surrogateescape")
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    h.update(b"L" + r + b"\0" + os.fsencode(os.readlink(e.path)))
+                elif stat.S_ISDIR(st.st_mode):
+                    if not top_only:
+                        stack.append((Path(e.path), rel + "/" + e.name))
+                elif stat.S_ISREG(st.st_mode):
+                    h.update(b"F" + r + b"\0" + str((st.st_size, st.st_mtime_ns)).encode())
+                    if st.st_size <= intake.MAX_BYTES:
+                        with open(e.path, "rb", opener=_nofollow) as f:
+                            h.update(hashlib.sha256(f.read()).digest())
     return h.hexdigest()
+
+
+def _nofollow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def _check_names() -> list[str]:
@@ -107,15 +136,29 @@ class Grader:
         self.done = 0
         self.live: set[subprocess.Popen] = set()
         self.cancelled = False
+        self.unmatched: list[intake.Unmatched] = []
+        self.scratch: set[str] = set()  # temp dirs and cgroups of running workers
+        self.source_names: dict[str, str] = {}
+        self.missing_limits: list[str] = []
+        self.private_mounts = (
+            sandboxed and os.geteuid() == 0 and shutil.which("unshare") is not None
+        )
 
     def students(self) -> list[str]:
+        """Safe ids of the student folders (:func:`intake.safe_id`); fills ``self.unmatched``."""
         if not self.submissions.is_dir():
             raise GradingError(f"SUBMISSIONS: {self.submissions} is not a directory")
-        return sorted(
-            p.name
-            for p in self.submissions.iterdir()
-            if p.is_dir() and not p.name.startswith((".", "__"))
-        )
+        names, self.unmatched = intake.entries(self.submissions)
+        self.source_names: dict[str, str] = {}
+        for name in names:
+            sid = intake.safe_id(name)
+            if sid in self.source_names:  # two folders cannot share an id; say so
+                self.unmatched.append(
+                    intake.Unmatched(name, f"its id {sid} is taken by {self.source_names[sid]!r}")
+                )
+                continue
+            self.source_names[sid] = name
+        return sorted(self.source_names)
 
     def run(self) -> list[dict]:
         for inside in (self.out, self.submissions):
@@ -123,6 +166,28 @@ class Grader:
                 raise GradingError(f"{inside} must not be inside the course dir {self.course}")
         self.work.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work, 0o700)  # our own dir: other users of the machine need not read it
+        lock = open(self.work / "lock", "a+")  # noqa: SIM115 (held until the process ends)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise GradingError(
+                f"--out {self.out} is in use by another grading run ({holder}); wait for it to "
+                "finish, or grade into another --out"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        self._lock_file = lock
+        try:
+            return self._run_locked()
+        finally:
+            lock.close()
+
+    def _run_locked(self) -> list[dict]:
         (self.work / "tmp").mkdir(exist_ok=True)
         (self.work / "rt").mkdir(exist_ok=True)
         # ZeroMQ ipc sockets are files named <runtime dir>/k-ipc-N: a unix socket path has at
@@ -141,29 +206,53 @@ class Grader:
             )
         if self.sandboxed:
             probe = Path(tempfile.mkdtemp(prefix="probe-", dir=self.work / "tmp"))
+            sandbox.give(probe, sandbox.default_uid())
             problem = sandbox.self_test(str(probe))
             shutil.rmtree(probe, ignore_errors=True)
             if problem:
                 raise GradingError("the grading sandbox does not work here: " + problem)
-            cap = sandbox.make_pids_cgroup(f"softgrad-{os.getpid()}-probe", 8)
-            sandbox.remove_cgroup(cap)
-            if os.geteuid() == 0 and not cap:
+            caps, missing = sandbox.make_cgroups(
+                f"softgrad-{os.getpid()}-probe", max_pids=8, memory=64 * 1024**2
+            )
+            sandbox.remove_cgroups(caps)
+            self.missing_limits = missing
+            if missing:
                 self.log(
-                    "warning: no writable pids cgroup: the number of processes of a student's "
-                    "kernel is not capped (RLIMIT_NPROC does not bind root)"
+                    "warning: no writable "
+                    + " and ".join(missing)
+                    + " cgroup: "
+                    + "; ".join(
+                        {
+                            "pids": "the number of processes of a student's kernel is not "
+                            "capped (RLIMIT_NPROC does not bind root)",
+                            "memory": "memory is capped per process (--memory), not for a "
+                            "kernel and its children together",
+                        }[m]
+                        for m in missing
+                    )
+                )
+            if not self.private_mounts:
+                self.log(
+                    "warning: no private mount namespace (needs root and unshare): a kernel's "
+                    "files are capped per file (256 MiB), not in total"
                 )
         self.max_scores = prepare_master(self.course, self.work, names, self.log)
         self.names = names
         students = self.students()
-        options = json.dumps([GRADER_VERSION, self.cell_timeout, self.memory, self.sandboxed])
+        options = json.dumps(
+            [GRADER_VERSION, code_hash(), self.cell_timeout, self.memory, self.sandboxed]
+        )
         pending = []
         self.total = len(students)
         cached = 0
         for s in students:
-            hashes = {
-                a: _hash_dir(self.submissions / s / a, source_hash(self.course, a) + options)
-                for a in names
-            }
+            folder = self.submissions / self.source_names[s]
+            hashes = {}
+            for a in names:
+                h = _hash_dir(folder / a, source_hash(self.course, a) + options)
+                if intake.kind(folder / a) == "absent":  # a flat layout reads the top level
+                    h = _hash_dir(folder, h, top_only=True)
+                hashes[a] = h
             todo = [a for a in names if not self._cached(s, a, hashes[a])]
             if todo:
                 pending.append((s, todo, hashes))
@@ -188,6 +277,7 @@ class Grader:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         rows = self.collect(students, names)
+        merge_manual(rows, self.out / "manual.csv")
         self.write_csv(rows)
         self.log(self.summary(rows, time.monotonic() - t0))
         return rows
@@ -242,19 +332,27 @@ class Grader:
         # private dirs of this worker, made by us (the only places student code may write)
         wdir = Path(tempfile.mkdtemp(prefix="w", dir=self.work / "tmp"))
         runtime = Path(tempfile.mkdtemp(prefix="", dir=self.work / "rt"))
-        cgroup = ""
+        cgroups: list[str] = []
         if self.sandboxed:
-            cgroup = sandbox.make_pids_cgroup(f"softgrad-{os.getpid()}-{runtime.name}", 128)
+            cgroups, _ = sandbox.make_cgroups(
+                f"softgrad-{os.getpid()}-{runtime.name}", max_pids=128, memory=self.memory
+            )
+        with self.lock:
+            self.scratch |= {str(wdir), str(runtime), *cgroups}
         try:
-            return self._run_worker_in(s, todo, hashes, wdir, runtime, cgroup)
+            return self._run_worker_in(s, todo, hashes, wdir, runtime, cgroups)
         finally:
-            sandbox.remove_cgroup(cgroup)
+            sandbox.remove_cgroups(cgroups)
             shutil.rmtree(wdir, ignore_errors=True)
             shutil.rmtree(runtime, ignore_errors=True)
+            with self.lock:
+                self.scratch -= {str(wdir), str(runtime), *cgroups}
 
-    def _run_worker_in(self, s, todo, hashes, wdir: Path, runtime: Path, cgroup: str) -> list[str]:
+    def _run_worker_in(self, s, todo, hashes, wdir: Path, runtime: Path, cgroups) -> list[str]:
         spec = {
             "student": s,
+            "source_name": self.source_names.get(s, s),
+            "private_mounts": self.private_mounts,
             "assignments": todo,
             "course": str(self.course),
             "submissions": str(self.submissions),
@@ -270,7 +368,8 @@ class Grader:
             "sandboxed": self.sandboxed,
             "policy": {
                 "memory": self.memory,
-                "cgroup": cgroup,
+                "cgroups": cgroups,
+                "uid": sandbox.default_uid(),
                 "cpu": self.cell_timeout * 4 + 60,
                 "hide": [str(self.course), str(self.submissions), str(self.work), str(self.out)],
             },
@@ -280,12 +379,16 @@ class Grader:
         (wdir / "current.json").unlink(missing_ok=True)
         budget = self._budget(todo)
         with open(wdir / "worker.log", "w") as logf:
+            # -I: nothing of the working directory or of PYTHON* variables reaches the worker
+            argv = [sys.executable, "-I", "-W", "ignore", "-m", "softgrad.grading.worker"]
+            if self.private_mounts:
+                argv = ["unshare", "--mount", "--propagation", "private", "--", *argv]
             proc = subprocess.Popen(
-                [sys.executable, "-m", "softgrad.grading.worker", str(spec_file)],
+                [*argv, str(spec_file)],
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                cwd=wdir,
             )
             with self.lock:
                 self.live.add(proc)
@@ -334,11 +437,16 @@ class Grader:
         rows = []
         for s in students:
             for a in names:
-                rows.append(json.loads(self._result_path(s, a).read_text()))
+                r = json.loads(self._result_path(s, a).read_text())
+                r["student"] = self.source_names.get(s, s)  # the folder's own spelling
+                r["student_id"] = s
+                rows.append(r)
             extra = sorted(
-                p.name
-                for p in (self.submissions / s).iterdir()
-                if p.is_dir() and p.name not in names and not p.name.startswith(".")
+                e.name
+                for e in os.scandir(self.submissions / self.source_names.get(s, s))
+                if e.is_dir(follow_symlinks=False)
+                and e.name not in names
+                and e.name not in intake.JUNK
             )
             if extra:
                 rows[-1]["flags"] = [
@@ -359,11 +467,20 @@ class Grader:
                     "max_score": f"{r['max_score']:g}",
                     "flags": "; ".join(r["flags"]),
                     "message": r["message"],
+                    "student_id": r["student_id"],
                 }
             )
         tmp = self.out / ".grades.csv.tmp"
         tmp.write_text(buf.getvalue())
         os.replace(tmp, self.out / "grades.csv")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["entry", "reason"])
+        for u in self.unmatched:
+            w.writerow([u.entry, u.reason])
+        tmp = self.out / ".unmatched.csv.tmp"
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, self.out / "unmatched.csv")
 
     def summary(self, rows: list[dict], seconds: float) -> str:
         counts: dict[str, int] = {}
@@ -373,6 +490,12 @@ class Grader:
             f"wrote {self.out / 'grades.csv'} ({len(rows)} rows) in {seconds:.1f} s: "
             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         ]
+        if self.unmatched:
+            lines.append(
+                f"  unmatched ({len(self.unmatched)} entries of SUBMISSIONS not graded, "
+                f"in {self.out / 'unmatched.csv'}):"
+            )
+            lines += [f"    {u.entry!r}: {u.reason}" for u in self.unmatched]
         for r in rows:
             if r["status"] != "ok" or r["flags"]:
                 detail = "; ".join([r["message"], *r["flags"]]).strip("; ")
@@ -381,6 +504,92 @@ class Grader:
                     + (f" - {detail}" if detail else "")
                 )
         return "\n".join(lines)
+
+
+MANUAL_COLUMNS = [
+    "student",
+    "assignment",
+    "notebook",
+    "grade_id",
+    "max_points",
+    "points",
+    "submission",
+]
+
+
+def merge_manual(rows: list[dict], path: Path) -> None:
+    """Add the instructor's manual points from ``path`` to ``rows``; rewrite ``path``.
+
+    ``manual.csv`` has one line per cell that awaits manual grading (a written answer), with an
+    empty ``points`` column for the instructor to fill in. On the next run the points entered
+    are checked (a number from 0 to ``max_points``) and added to the row's score; the file is
+    written again with the entered points kept. ``submission`` identifies the graded hand-in:
+    points entered for an earlier submission of the same cell are kept in the file but not
+    counted, and the row is flagged, until the instructor confirms them by clearing that
+    column's old value.
+    """
+    entered: dict[tuple, dict] = {}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            for e in csv.DictReader(f):
+                key = (e.get("student"), e.get("assignment"), e.get("notebook"), e.get("grade_id"))
+                entered[key] = e
+    lines = []
+    for r in rows:
+        waiting = 0.0
+        stamp = str(r.get("hash", ""))[:12]
+        for cell in r.get("manual", []):
+            key = (r["student"], r["assignment"], cell["notebook"], cell["grade_id"])
+            old = entered.get(key, {})
+            text = (old.get("points") or "").strip()
+            top = float(cell["max_points"])
+            line = {
+                "student": r["student"],
+                "assignment": r["assignment"],
+                "notebook": cell["notebook"],
+                "grade_id": cell["grade_id"],
+                "max_points": f"{top:g}",
+                "points": text,
+                "submission": old.get("submission") or stamp,
+            }
+            lines.append(line)
+            if not text:
+                waiting += top
+                continue
+            try:
+                points = float(text)
+            except ValueError:
+                points = float("nan")
+            if line["submission"] not in ("", stamp):
+                r["flags"] = [
+                    *r["flags"],
+                    (
+                        f"manual points for {cell['grade_id']} were entered for an earlier "
+                        "submission: check them, then clear the submission column"
+                    ),
+                ]
+                waiting += top
+            elif not 0.0 <= points <= top:
+                r["flags"] = [
+                    *r["flags"],
+                    (
+                        f"manual points ignored for {cell['grade_id']}: {text!r} is not a number "
+                        f"from 0 to {top:g}"
+                    ),
+                ]
+                waiting += top
+            else:
+                r["score"] = round(r["score"] + points, 4)
+        if waiting:
+            note = f"{waiting:g} point{'s await' if waiting != 1 else ' awaits'} manual grading"
+            r["message"] = "; ".join(m for m in (r["message"], note) if m)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, MANUAL_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(lines)
+    tmp = path.with_name(".manual.csv.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import audit, feedback, sandbox
+from . import audit, feedback, intake, sandbox
 from .course import load_config, tools_on_path
 
 # Status values, from worst to best; ``ok`` means nbgrader graded it cleanly.
@@ -38,94 +39,120 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _timed_execute_class(rebind: dict[str, dict[str, str]]):
-    """nbgrader's Execute, timed, running each test cell with fresh check helpers.
+def _is_test(cell) -> bool:
+    meta = audit.nbgrader_meta(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
-    ``rebind`` maps a notebook's name (no extension) to the helpers its locked cells import
-    from ``softgrad.checks`` (``{bound name: name in the module}``). Each test cell that uses
-    one runs with a first line that imports it again, so a student cell that redefines the
-    helper (nbgrader would then give the points) changes nothing; the line is removed again
-    once the notebook has run.
+
+def _graded_execute_class(kernel_home: Path | None, uid: int):
+    """nbgrader's Execute, timed, with the test cells run by the grader (:mod:`.remote`).
+
+    The kernel runs every other code cell, in order (the student's and the locked ones); then
+    the grader runs the test cells in its own process, calling the student's functions in the
+    kernel. Each notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by
+    ``uid``, holding a copy of the notebook without its hidden tests, and nothing else).
     """
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+    from nbconvert.preprocessors.execute import NotebookClient
     from nbgrader.preprocessors import Execute
 
-    class TimedExecute(Execute):
+    from . import remote
+
+    class GradedExecute(Execute):
         def preprocess(self, nb, resources=None, km=None):
             entry = {"start": time.monotonic()}
             TIMINGS.append(entry)
             self.on_notebook_start = lambda **kw: entry.__setitem__("ready", time.monotonic())
-            key = (resources or {}).get("unique_key", "")
-            added = _prefix_helpers(nb, rebind.get(key, {}))
+            resources = resources or {}
+            key = resources.get("unique_key", "")
+            if kernel_home is not None:
+                home = kernel_home / key
+                home.mkdir(parents=True)
+                public = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+                for cell in public.cells:
+                    if _is_test(cell):
+                        cell.source = feedback._strip_region(feedback._src(cell))
+                nbformat.write(public, home / f"{key}.ipynb")
+                sandbox.give(home, uid)
+                sandbox.give(home / f"{key}.ipynb", uid)
+                resources.setdefault("metadata", {})["path"] = str(home)
+            NotebookClient.__init__(self, nb, km)
+            self.reset_execution_trackers()
+            self._check_assign_resources(resources)
             try:
-                return super().preprocess(nb, resources, km)
+                with self.setup_kernel():
+                    info = self.wait_for_reply(self.kc.kernel_info())
+                    self.nb.metadata["language_info"] = info["content"]["language_info"]
+                    self.wait_for_reply(
+                        self.kc.execute(remote.SERVER, silent=True, store_history=False)
+                    )
+                    tests = []
+                    for index, cell in enumerate(self.nb.cells):
+                        if _is_test(cell):
+                            tests.append(cell)
+                        else:
+                            self.preprocess_cell(cell, resources, index)
+                    entry["cells"] = time.monotonic()
+                    self.run_tests(tests)
             finally:
                 entry["end"] = time.monotonic()
-                for cell, line in added:
-                    if cell.source.startswith(line + "\n"):
-                        cell.source = cell.source[len(line) + 1 :]
-                    for out in cell.get("outputs", []):
-                        if out.get("traceback"):  # IPython quotes the lines around the error
-                            out["traceback"] = [
-                                "\n".join(x for x in entry.split("\n") if REBIND_TEXT not in x)
-                                for entry in out["traceback"]
-                            ]
+            self.set_widgets_metadata()
+            return self.nb, self.resources
 
-    return TimedExecute
+        def run_tests(self, tests) -> None:
+            from jupyter_client import BlockingKernelClient
+            from jupyter_core.utils import run_sync
+
+            if not tests:
+                return
+            kc = BlockingKernelClient()
+            kc.load_connection_info(self.km.get_connection_info())
+            kc.start_channels()
+            try:
+                channel = remote.Channel(
+                    kc,
+                    is_alive=lambda: run_sync(self.km.is_alive)(),
+                    interrupt=lambda: run_sync(self.km.interrupt_kernel)(),
+                )
+                setup = [
+                    feedback._src(c)
+                    for c in self.nb.cells
+                    if c.get("cell_type") == "code"
+                    and audit.nbgrader_meta(c).get("locked")
+                    and not _is_test(c)
+                    and not audit.nbgrader_meta(c).get("solution")
+                ]
+                runner = remote.CellRunner(channel, setup, float(self.timeout or 30))
+                count = max((c.get("execution_count") or 0 for c in self.nb.cells), default=0)
+                for cell in tests:
+                    count += 1
+                    try:
+                        outputs = runner.run_cell(feedback._src(cell))
+                    except remote.KernelGone as exc:
+                        if not exc.timed_out:
+                            raise DeadKernelError("Kernel died while running the tests") from exc
+                        outputs = [dict(self.error_on_timeout, output_type="error")]
+                    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+                    cell.execution_count = count
+            finally:
+                kc.stop_channels()
+
+    return GradedExecute
 
 
-REBIND_TEXT = "grader: fresh check helpers"
-REBIND_MARK = f"  # {REBIND_TEXT}"
-
-
-def checks_imports(released) -> dict[str, str]:
-    """``{bound name: name}`` of what the released notebook imports from ``softgrad.checks``.
-
-    Examples
-    --------
-    >>> import nbformat
-    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-    ...     "import numpy as np\\nfrom softgrad.checks import check_softmax, check_matches as cm")])
-    >>> checks_imports(nb)
-    {'check_softmax': 'check_softmax', 'cm': 'check_matches'}
+def _stderr_is_not_failure(nb) -> None:
+    """Show a test cell's stderr as ordinary output: nbgrader scores a test cell with any
+    stderr output 0, so a correct function that logs or warns would lose its points.
+    Only an error output (an exception) fails a test cell.
     """
-    import ast
-
-    found: dict[str, str] = {}
-    for cell in released.cells:
-        meta = audit.nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or meta.get("solution"):
-            continue
-        try:
-            tree = ast.parse(audit._strip_magics(audit._source(cell)))
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "softgrad.checks":
-                found.update({a.asname or a.name: a.name for a in node.names if a.name != "*"})
-    return found
-
-
-def _prefix_helpers(nb, helpers: dict[str, str]) -> list:
-    import ast
-
-    added = []
-    if not helpers:
-        return added
     for cell in nb.cells:
         meta = audit.nbgrader_meta(cell)
         if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
             continue
-        try:
-            tree = ast.parse(audit._strip_magics(cell.source))
-        except (SyntaxError, ValueError):
-            continue
-        used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(helpers))
-        if used:
-            names = ", ".join(n if helpers[n] == n else f"{helpers[n]} as {n}" for n in used)
-            line = f"from softgrad.checks import {names}{REBIND_MARK}"
-            cell.source = line + "\n" + cell.source
-            added.append((cell, line))
-    return added
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["name"] = "stdout"
 
 
 def _read_notebook(path: Path):
@@ -147,30 +174,6 @@ def _read_notebook(path: Path):
     return nb, None
 
 
-def _find_candidates(sub_dir: Path, expected: str, others: set[str]) -> list[Path]:
-    """Notebooks in the submission that could be ``expected`` under another name or folder."""
-    found = [
-        p
-        for p in sorted(sub_dir.rglob("*.ipynb"))
-        if ".ipynb_checkpoints" not in p.parts and not p.is_symlink() and p.name not in others
-    ]
-    exact = [p for p in found if p.name == expected]
-    return exact or found
-
-
-def _copy_submission(sub_dir: Path, dest: Path) -> list[str]:
-    """Copy regular files only (a symlink could point at the solutions); return skipped names."""
-    skipped = []
-    for p in sorted(sub_dir.rglob("*")):
-        rel = p.relative_to(sub_dir)
-        if p.is_symlink():
-            skipped.append(str(rel))
-        elif p.is_file() and ".ipynb_checkpoints" not in rel.parts:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, dest / rel)
-    return skipped
-
-
 class Job:
     def __init__(self, spec: dict):
         self.spec = spec
@@ -180,13 +183,40 @@ class Job:
         self.master = Path(spec["master"])
         self.work = Path(spec["work"])
         self.runtime = Path(spec["runtime"])
-        self.rebind: dict[str, dict[str, str]] = {}
         self.results = Path(spec["results"])
         self.feedback_out = Path(spec["feedback"])
         self.policy = sandbox.Policy(**spec["policy"])
+        self.source_id = spec.get("source_name", self.student)  # the folder name, any spelling
+        self.kernel_home: Path | None = None
+
+    def private_scratch(self) -> None:
+        """Put the kernels' writable folders on a size-limited tmpfs of this worker's own.
+
+        The orchestrator starts a root worker in a mount namespace of its own (``unshare
+        --mount``): the tmpfs mounted here on the runtime dir is seen by no other process, caps
+        what a student's kernel can write (files, sockets) at ``Policy.fsize`` in all, and
+        disappears with the worker, however it ends.
+        """
+        if self.spec.get("private_mounts"):
+            subprocess.run(
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    f"size={self.policy.fsize},nr_inodes=4096,mode=0700,nosuid,nodev",
+                    "softgrad-scratch",
+                    str(self.runtime),
+                ],
+                check=True,
+            )
+        if self.spec.get("sandboxed", True):
+            sandbox.give(self.runtime, self.policy.uid)
+            self.kernel_home = self.runtime / "k"
 
     def run(self) -> None:
         tools_on_path()
+        self.private_scratch()
         jupyter = self.work / "jupyter"
         sandbox.write_kernelspec(jupyter)
         os.environ["JUPYTER_PATH"] = str(jupyter)
@@ -278,7 +308,7 @@ class Job:
 
         release_dir = self.master / "release" / a
         expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
-        sub_dir = self.submissions / self.student / a
+        sub_dir = self.submissions / self.source_id / a
         root = self.work / a
         if root.exists():
             shutil.rmtree(root)
@@ -289,44 +319,91 @@ class Job:
         statuses, flags, notes, messages = [], [], {}, []
         withhold: set[str] = set()
         runnable = []
-        if not sub_dir.is_dir():
+        copied_dir = root / "intake"
+        copied_dir.mkdir()
+        where = intake.kind(sub_dir)
+        if where == "dir":
+            copied = intake.copy_tree(self.submissions, [self.source_id, a], copied_dir)
+            pool = list(copied.files)
+        elif where == "absent":
+            # a flat layout: the notebooks lie in the student's folder itself
+            copied = intake.copy_tree(self.submissions, [self.source_id], copied_dir, top_only=True)
+            pool = [f for f in copied.files if f.endswith(".ipynb")]
+            stems = [n[: -len(".ipynb")] for n in expected]
+            pool = [f for f in pool if any(f.startswith(stem) for stem in stems)]
+            if pool:
+                flags.append(f"flat layout: {', '.join(pool)} found outside a folder {a}/")
+            copied.refused = [r for r in copied.refused if r.split(" (")[0].split("/")[0] in pool]
+        else:
+            copied, pool = intake.Copied(), []
+            why = "a link (refused)" if where == "link" else "not a folder"
+            flags.append(f"{a}: {why}")
+        if copied.refused:
+            flags.append(
+                "refused (links and special files are never followed): " + ", ".join(copied.refused)
+            )
+        if not pool and where != "dir":
+            message = (
+                f"no folder {self.source_id}/{a} in the submissions"
+                if where == "absent"
+                else f"{self.source_id}/{a} is {'a link' if where == 'link' else 'not a folder'}"
+                " and was not read"
+            )
             return self.row(
                 a,
                 MISSING,
-                message=f"no folder {self.student}/{a} in the submissions",
+                flags=flags,
+                message=message,
                 feedback_files=[
                     self.write_failure_feedback(a, n, MISSING, "Nothing was submitted.")
                     for n in expected
                 ],
             )
-        skipped = _copy_submission(sub_dir, submitted)
-        if skipped:
-            flags.append("symlinks ignored: " + ", ".join(skipped))
         failure_pages = []
+        cache: dict[str, object] = {}
+
+        def read(rel: str):
+            if rel not in cache:
+                cache[rel] = _read_notebook(copied_dir / rel)
+            return cache[rel][0]
+
+        used: set[str] = set()
         for name in expected:
-            cands = _find_candidates(sub_dir, name, set(expected) - {name})
+            cands = [
+                c for c in intake.candidates(pool, name, set(expected) - {name}) if c not in used
+            ]
             if not cands:
                 statuses.append(MISSING)
                 messages.append(f"{name}: not submitted")
                 failure_pages.append((name, MISSING, f"{name} was not submitted."))
                 continue
-            path = cands[0]
-            nb, problem = _read_notebook(path)
+            released_nb = nbformat.read(release_dir / name, as_version=4)
+            rel, others = intake.choose(cands, name, read, released_nb, copied.mtimes)
+            used.add(rel)
+            if others:
+                flags.append(
+                    f"{name}: several candidates, graded {rel} (most answers, then the released "
+                    f"name, then the newest); not graded: {', '.join(others)}"
+                )
+                notes.setdefault(name, []).append(
+                    f"You handed in several copies of {name}; {rel} was graded."
+                )
+            read(rel)
+            nb, problem = cache[rel]
             if problem:
                 statuses.append(problem[0])
                 messages.append(problem[1])
                 failure_pages.append((name, *problem))
-                (submitted / path.relative_to(sub_dir)).unlink(missing_ok=True)
                 continue
-            rel = path.relative_to(sub_dir)
-            if str(rel) != name:
+            if rel != name:
                 statuses.append(RENAMED)
-                note = f"{rel} was graded as {name}"
-                messages.append(note)
+                messages.append(f"{rel} was graded as {name}")
                 notes.setdefault(name, []).append(f"Your file {rel} was graded as {name}.")
-                (submitted / rel).unlink(missing_ok=True)
             nbformat.write(nb, submitted / name)
             runnable.append(name)
+        extra = sorted(f for f in pool if f not in used and not f.endswith(".ipynb"))
+        if extra:
+            flags.append("handed-in files not used by the grader: " + ", ".join(extra[:20]))
 
         feedback_files = [self.write_failure_feedback(a, n, s, m) for n, s, m in failure_pages]
         if not runnable:
@@ -343,7 +420,6 @@ class Job:
         for name in runnable:
             released = nbformat.read(release_dir / name, as_version=4)
             sub_nb = nbformat.read(submitted / name, as_version=4)
-            self.rebind[Path(name).stem] = checks_imports(released)
             found = audit.compare_structure(released, sub_nb)
             deleted_by_nb[name] = found.deleted
             if found.deleted:
@@ -409,11 +485,7 @@ class Job:
             else:
                 statuses.append(OK)
         ran = {n for n in runnable if (autograded / n).exists()}
-        score, max_score, pending = self.scores(root, a, deleted_by_nb, ran)
-        if pending:
-            messages.append(
-                f"{pending:g} point{'s await' if pending != 1 else ' awaits'} manual grading"
-            )
+        score, max_score, manual = self.scores(root, a, deleted_by_nb, ran)
         t_feedback = time.monotonic()
         feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags, withhold)
         t_feedback = time.monotonic() - t_feedback
@@ -432,6 +504,7 @@ class Job:
             timings=timings,
         )
         row["phases"] = {"autograde": round(t_auto, 3), "feedback": round(t_feedback, 3)}
+        row["manual"] = manual  # the cells that await manual grading (see grade.merge_manual)
         return row
 
     def autograde(self, root: Path, a: str) -> dict:
@@ -447,7 +520,7 @@ class Job:
         app = Autograde(coursedir=coursedir, config=c)
         app.force = True
         app.create_student = True
-        timed = _timed_execute_class(self.rebind)
+        timed = _graded_execute_class(self.kernel_home, self.policy.uid)
         app.autograde_preprocessors = [
             timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
         ]
@@ -455,10 +528,12 @@ class Job:
 
     def scores(
         self, root: Path, a: str, deleted_by_nb: dict, ran: set[str]
-    ) -> tuple[float, float, float]:
+    ) -> tuple[float, float, list[dict]]:
+        """(automatic score, maximum score, the cells that await manual grading)."""
         from nbgrader.api import Gradebook
 
-        score = max_score = pending = 0.0
+        score = max_score = 0.0
+        manual = []
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             sub = gb.find_submission(a, self.student)
             for nb in sub.notebooks:
@@ -472,8 +547,14 @@ class Job:
                     elif g.auto_score is not None:
                         score += g.auto_score
                     elif g.needs_manual_grade and f"{nb.name}.ipynb" in ran:
-                        pending += g.max_score
-        return score, max_score, pending
+                        manual.append(
+                            {
+                                "notebook": f"{nb.name}.ipynb",
+                                "grade_id": g.name,
+                                "max_points": float(g.max_score),
+                            }
+                        )
+        return score, max_score, manual
 
     def feedback(self, root, a, runnable, hidden_by_nb, notes, flags, withhold) -> list[str]:
         import nbformat
@@ -489,6 +570,21 @@ class Job:
             nb = nbformat.read(autograded / name, as_version=4)
             if feedback.redact(nb, hidden_by_nb[name]):
                 flags.append(f"{name}: output quoting hidden test code was removed")
+            released = nbformat.read(self.master / "release" / a / name, as_version=4)
+            locked = {
+                audit.nbgrader_meta(c).get("grade_id")
+                for c in released.cells
+                if audit.nbgrader_meta(c).get("locked")
+                and not audit.nbgrader_meta(c).get("solution")
+            }
+            theirs = {
+                i
+                for i, c in enumerate(nb.cells)
+                if audit.nbgrader_meta(c).get("grade_id") not in locked
+            }
+            capped = [c for c in feedback.sanitise(nb, theirs) if "size cap" in c]
+            if capped:
+                flags.append(f"{name}: feedback: " + "; ".join(capped))
             if notes.get(name):
                 nb.cells.insert(0, feedback.notice_cell(notes[name]))
             nbformat.write(nb, autograded / name)
@@ -546,7 +642,7 @@ def _output_flags(name: str, nb, memory: int) -> list[str]:
     mem, cut = [], []
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            if out.get("ename") == "MemoryError":
+            if out.get("ename") == "MemoryError" or "MemoryError" in str(out.get("evalue", "")):
                 mem.append(_cell_label(i, cell))
             if out.get("output_type") == "stream" and "... Output truncated ..." in out.get(
                 "text", ""
