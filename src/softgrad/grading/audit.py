@@ -24,12 +24,14 @@ REFERENCE_NAMES = frozenset(
         "cross_entropy",
         "cross_entropy_grad",
         "cross_entropy_with_grad",
+        "linear_cross_entropy",
+        "linear_cross_entropy_with_grad",
         "numerical_jacobian",
         "gradcheck",
     }
 )
 REFERENCE_MODULES = frozenset(
-    {"_softmax", "_losses", "_gradcheck", "_validation", "_rows", "softmax", "gradcheck"}
+    {"_softmax", "_losses", "_linear", "_gradcheck", "_validation", "_rows", "softmax", "gradcheck"}
 )
 # Attributes whose override makes a wrong answer compare equal or look truthy.
 COMPARISON_DUNDERS = frozenset(
