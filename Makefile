@@ -15,7 +15,7 @@ JOBS ?= 2
 TIMEOUT ?= 30
 MEMORY ?= 2g
 
-.PHONY: help venv book test test-fast release grade lint bench bench-torch bench-grading lock clean
+.PHONY: help venv book pdf test test-fast release grade lint bench bench-torch bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -42,7 +42,21 @@ $(RELEASE_STAMP): $(STAMP) $(SOURCES) $(wildcard src/softgrad/grading/*.py)
 book: $(RELEASE_STAMP) ## build the HTML book into _build/html (executed, cached, warnings are errors)
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
-test: book ## run every test: package, notebooks, book build, browser, exercises, grading
+# axe-core for the browser test's accessibility audit: the npm package pinned in tests/js, installed
+# from the registry with npm ci and injected into each page from this local copy (never a CDN).
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# One PDF of the whole book: Sphinx's single-page build, printed by headless Chromium after MathJax
+# has typeset every formula (tools/print_pdf.py).
+pdf: $(RELEASE_STAMP) ## build the whole book as one PDF, _build/pdf/softgrad.pdf
+	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going
+	cp _build/singlehtml/chapters/00_start_here.html _build/singlehtml/book.html  # its links are relative to the build root
+	$(PY) tools/print_pdf.py _build/singlehtml/book.html _build/pdf/softgrad.pdf
+
+test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
@@ -83,4 +97,4 @@ lock: ## re-resolve requirements.in into constraints.txt (needs the package regi
 	rm -rf .lockenv
 
 clean: ## remove build outputs (keeps .venv)
-	rm -rf _build exercises/release
+	rm -rf _build exercises/release tests/js/node_modules
