@@ -62,7 +62,14 @@ $(RELEASE_STAMP): $(STAMP) $(SOURCES) $(wildcard src/softgrad/grading/*.py)
 book: $(RELEASE_STAMP) $(WHEEL) ## build the HTML book into _build/html, with the course kit (warnings are errors)
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
-test: book ## run every test: package, notebooks, book build, browser, exercises, grading
+# axe-core for the browser test's accessibility audit: the npm package pinned in tests/js, installed
+# from the registry with npm ci and injected into each page from this local copy (never a CDN).
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
@@ -104,4 +111,4 @@ lock: ## re-resolve requirements.in into constraints.txt (needs the package regi
 	rm -rf .lockenv
 
 clean: ## remove build outputs (keeps .venv)
-	rm -rf _build exercises/release dist
+	rm -rf _build exercises/release dist tests/js/node_modules

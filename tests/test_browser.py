@@ -13,6 +13,19 @@ file:// URL with every network request routed to nowhere:
 - every internal link resolves: the target file exists and its `#anchor`, if any, is an id in it;
 - a screenshot is saved under `_build/screenshots/`.
 
+`test_page_layout` opens every page again at a desktop width (1280 px) and a phone width (400 px):
+
+- no element is wider than the viewport unless a scrolling box holds it, and the page itself never
+  scrolls sideways;
+- no display equation is cut off: at desktop width every display fits its box; at phone width one
+  that does not must be in a box that scrolls (overflow-x auto or scroll); and no ancestor with
+  hidden overflow clips it;
+- every `<img>` has alt text that says something (not empty, not a file name or a hash, at least
+  three words);
+- axe-core (the npm package, installed by `make test` into `tests/js/node_modules`, injected from
+  that local copy, never from a CDN) reports no violation of impact "serious" or "critical";
+- a screenshot of the whole page is saved under `_build/screenshots/<width>px/`.
+
 Needs Debian's Chromium (`apt-get install chromium chromium-driver`). Without it the test is skipped
 with that message, except under `CI=true`, where a missing browser is a failure.
 The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
@@ -40,6 +53,14 @@ SCREENSHOT_DIR = HTML_DIR.parent / "screenshots"
 CHROMIUM = os.environ.get("SOFTGRAD_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SOFTGRAD_CHROMEDRIVER", "/usr/bin/chromedriver")
 INSTALL_HINT = "apt-get install chromium chromium-driver"
+AXE = Path(
+    os.environ.get(
+        "SOFTGRAD_AXE", ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+    )
+)
+AXE_HINT = "cd tests/js && npm ci (make test does it)"
+WIDTHS = (1280, 400)
+DESKTOP = 1000  # from this width on, every display equation must fit without scrolling
 RAW_TEX = ("$$", "\\frac", "\\(", "\\[", "\\begin{")
 
 
@@ -152,9 +173,9 @@ const timeout = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 """
 
 
-def _screenshot(driver, path: Path, max_height: int = 16000) -> None:
+def _screenshot(driver, path: Path, max_height: int = 16000, width: int = 1280) -> None:
     """The whole page (up to max_height pixels), not just the window: grow the window, then shoot."""
-    width, height = 1280, 1600
+    height = 1600
     full = driver.execute_script(
         "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
     )
@@ -269,3 +290,188 @@ def test_index_opens_the_start_page(driver):
     info = driver.execute_async_script(_INSPECT_JS)
     assert info["mathjax"] == "typeset", f"MathJax {info['mathjax']} on the start page"
     assert info["mjx"] > 0, "no typeset math on the start page"
+
+
+# Layout at the current window width: what sticks out of the viewport, which display equations are
+# cut off, and the alt text of every image. An element "sticks out" if its box reaches past the
+# viewport's left or right edge and no ancestor that scrolls or clips horizontally contains it
+# (such an ancestor is then checked in its place). Hidden elements (display: none, visibility:
+# hidden, zero size, inside a closed dialog or an off-canvas sidebar that is not shown) are skipped.
+_LAYOUT_JS = r"""
+const vw = document.documentElement.clientWidth;
+const describe = (el) => {
+  let s = el.tagName.toLowerCase();
+  if (el.id) s += '#' + el.id;
+  if (el.classList.length) s += '.' + Array.from(el.classList).slice(0, 3).join('.');
+  const label = el.closest('[id]');
+  if (label && label !== el) s += ' in #' + label.id;
+  return s;
+};
+const shown = (el) => {
+  if (!el.getClientRects().length) return false;
+  for (let a = el; a; a = a.parentElement) {
+    const cs = getComputedStyle(a);
+    if (cs.visibility === 'hidden' || cs.display === 'none') return false;
+    if (a.tagName === 'DIALOG' && !a.open) return false;
+  }
+  return true;
+};
+const clipsX = (el) => ['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(el).overflowX);
+const wide = [];
+for (const el of document.body.querySelectorAll('*')) {
+  if (['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE'].includes(el.tagName)) continue;
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if (r.right <= vw + 1 && r.left >= -1) continue;
+  let clipped = false;
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+    if (clipsX(a)) { clipped = true; break; }
+    if (getComputedStyle(a).position === 'fixed') break;
+  }
+  if (clipped || !shown(el)) continue;
+  // an off-canvas fixed panel (a closed sidebar) sits wholly outside the viewport
+  if (r.right <= 0 || r.left >= vw) continue;
+  wide.push(`${describe(el)}: ${Math.round(r.left)}..${Math.round(r.right)} px`);
+}
+const mustFit = arguments[0];  // at desktop width a display must fit its box, not hide behind a scroll bar
+const cut = [];
+const source = (el) => {
+  const mml = el.querySelector('mjx-assistive-mml');
+  return ((mml && mml.textContent) || el.textContent || '').replace(/\s+/g, ' ').slice(0, 70);
+};
+for (const el of document.querySelectorAll('mjx-container[display="true"]')) {
+  if (!shown(el)) continue;
+  const cs = getComputedStyle(el);
+  const tex = source(el);
+  const inner = el.firstElementChild ? el.firstElementChild.getBoundingClientRect().width : el.scrollWidth;
+  const width = Math.max(el.scrollWidth, inner);
+  if (width > el.clientWidth + 1 && (mustFit || !['auto', 'scroll'].includes(cs.overflowX))) {
+    const why = mustFit ? 'needs sideways scrolling at desktop width' : 'not scrollable';
+    cut.push(`wider than its box, ${why} (${Math.round(width)} > ${el.clientWidth} px): ${tex}`);
+    continue;
+  }
+  const r = el.getBoundingClientRect();
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+    if (!['hidden', 'clip'].includes(getComputedStyle(a).overflowX)) continue;
+    const ar = a.getBoundingClientRect();
+    if (r.right > ar.right + 1 || r.left < ar.left - 1) {
+      cut.push(`clipped by ${describe(a)} (${Math.round(r.left)}..${Math.round(r.right)} px in `
+               + `${Math.round(ar.left)}..${Math.round(ar.right)} px): ${tex}`);
+      break;
+    }
+  }
+}
+return {
+  viewport: vw,
+  pageWidth: document.documentElement.scrollWidth,
+  wide: wide.slice(0, 20),
+  nWide: wide.length,
+  cut: cut.slice(0, 20),
+  nCut: cut.length,
+  nDisplay: document.querySelectorAll('mjx-container[display="true"]').length,
+  images: Array.from(document.images).map((img) => [img.getAttribute('src'), img.getAttribute('alt')]),
+};
+"""
+
+# Run axe-core (already injected) on the page; keep only serious and critical violations.
+_AXE_JS = r"""
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ['violations']}).then((results) => {
+  done(results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                  nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + (n.failureSummary || '')
+                                                  .replace(/\s+/g, ' ').slice(0, 160)),
+                  count: v.nodes.length})));
+}).catch((err) => done([{id: 'axe-error', impact: 'critical', help: String(err), nodes: [], count: 1}]));
+"""
+
+
+def alt_text_problem(src: str | None, alt: str | None) -> str | None:
+    """Why an image's alt text says nothing about the image, or None if it is meaningful.
+
+    >>> alt_text_problem("a.png", None)
+    'no alt attribute'
+    >>> alt_text_problem("a.png", "8f14e45fceea167a5a36dedd4bea2543.png")
+    'alt text is a file name or a hash'
+    >>> alt_text_problem("a.png", "Line plot of the loss against the step") is None
+    True
+    """
+    import re
+
+    if alt is None:
+        return "no alt attribute"
+    text = alt.strip()
+    if not text:
+        return "empty alt text"
+    name = (src or "").rsplit("/", 1)[-1]
+    if text == name or re.search(r"\.(png|jpe?g|svg|gif|webp)$", text, re.IGNORECASE):
+        return "alt text is a file name or a hash"
+    if re.fullmatch(r"[0-9a-f_\-]{8,}", text, re.IGNORECASE):
+        return "alt text is a file name or a hash"
+    if len(text.split()) < 3:
+        return f"alt text too short to describe the image: {text!r}"
+    return None
+
+
+@cache
+def _axe_source() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
+def _open(driver, page: str, width: int) -> None:
+    driver.set_window_size(width, 1600)
+    driver.get((HTML_DIR / f"{page}.html").as_uri())
+    for _ in range(100):
+        if driver.execute_script("return document.readyState") == "complete":
+            break
+        time.sleep(0.1)
+    info = driver.execute_async_script(_INSPECT_JS)  # waits for MathJax and the images
+    assert info["mathjax"] in ("typeset", "absent"), f"{page}: MathJax {info['mathjax']}"
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[f"{w}px" for w in WIDTHS])
+@pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
+def test_page_layout(driver, page, width):
+    if not AXE.is_file():
+        message = f"axe-core not found at {AXE}: {AXE_HINT}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: the accessibility audit must run in CI)")
+        pytest.skip(message)
+    try:
+        _open(driver, page, width)
+        layout = driver.execute_script(_LAYOUT_JS, width >= DESKTOP)
+        driver.execute_script(_axe_source())
+        serious = driver.execute_async_script(_AXE_JS)
+        shots = SCREENSHOT_DIR / f"{width}px"
+        shots.mkdir(parents=True, exist_ok=True)
+        _screenshot(driver, shots / f"{_page_id(page)}.png", width=width)
+    finally:
+        driver.set_window_size(1280, 1600)
+
+    problems: list[str] = []
+    if layout["pageWidth"] > layout["viewport"] + 1:
+        problems.append(
+            f"the page scrolls sideways: {layout['pageWidth']} px wide in a "
+            f"{layout['viewport']} px viewport"
+        )
+    if layout["nWide"]:
+        problems.append(
+            f"{layout['nWide']} elements wider than the viewport:\n    "
+            + "\n    ".join(layout["wide"])
+        )
+    if layout["nCut"]:
+        problems.append(
+            f"{layout['nCut']} of {layout['nDisplay']} display equations cut off:\n    "
+            + "\n    ".join(layout["cut"])
+        )
+    for src, alt in layout["images"]:
+        why = alt_text_problem(src, alt)
+        if why:
+            problems.append(f"image {src}: {why}")
+    for v in serious:
+        problems.append(
+            f"axe {v['impact']}: {v['id']} ({v['help']}), {v['count']} nodes:\n    "
+            + "\n    ".join(v["nodes"])
+        )
+    assert not problems, f"{page} at {width} px:\n  " + "\n  ".join(problems)
