@@ -66,7 +66,7 @@ book: $(RELEASE_STAMP) $(WHEEL) ## build the HTML book into _build/html, with th
 # from the registry with npm ci and injected into each page from this local copy (never a CDN).
 AXE := tests/js/node_modules/axe-core/axe.min.js
 $(AXE): tests/js/package.json tests/js/package-lock.json
-	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	touch $@
 
 test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading
