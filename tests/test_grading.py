@@ -25,9 +25,12 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
+from gradingcourse import FIXTURE_COURSE, cli
+from gradingcourse import answer as _answer
+from gradingcourse import cell as _cell
+
 pytestmark = pytest.mark.grading
 
-FIXTURE_COURSE = Path(__file__).parent / "fixtures" / "course"
 REPO = Path(__file__).resolve().parents[1]
 A = "ex00_demo"
 NB = f"{A}.ipynb"
@@ -35,23 +38,8 @@ SECRET = "HIDDEN-TEST-SECRET-q7x"
 TIMEOUT = 6  # seconds per cell: short, the demo's cells take milliseconds
 
 
-def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "softgrad.grading", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _cell(nb, grade_id):
-    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def _answer(nb, source: str):
-    _cell(nb, "double_solution").source = source
-    return nb
+def _cli(*args: str, timeout: float = 600, env=None) -> subprocess.CompletedProcess:
+    return cli(*args, timeout=timeout, env=env)
 
 
 CORRECT = "def double(x):\n    return 2.0 * np.asarray(x, dtype=float)\n"

@@ -27,9 +27,12 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
+from gradingcourse import FIXTURE_COURSE, cli
+from gradingcourse import answer as _answer
+from gradingcourse import cell as _cell
+
 pytestmark = pytest.mark.grading
 
-FIXTURE_COURSE = Path(__file__).parent / "fixtures" / "course"
 A = "ex00_demo"
 NB = f"{A}.ipynb"
 TIMEOUT = 10
@@ -40,23 +43,7 @@ NEWLINE_NAME = "new\nline"
 
 
 def _cli(*args: str, timeout: float = 900, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "softgrad.grading", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
-
-
-def _cell(nb, grade_id):
-    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def _answer(nb, source: str):
-    _cell(nb, "double_solution").source = source
-    return nb
+    return cli(*args, timeout=timeout, env=env)
 
 
 def _report(tag: str, body: str) -> str:
