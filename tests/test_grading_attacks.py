@@ -143,6 +143,16 @@ try:
     report["setuid"] = "became root"
 except Exception as exc:
     report["setuid"] = type(exc).__name__
+# a user namespace of its own would give the kernel every capability over its own namespaces
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if libc.unshare(0x10000000) == 0 else 10 + ctypes.get_errno())
+report["unshare_user"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+import subprocess
+report["unshare_tool"] = subprocess.run(["unshare", "--user", "true"]).returncode
+report["fork_ok"] = subprocess.run(["true"]).returncode
 """,
             ),
         ),
@@ -363,6 +373,10 @@ def test_kernel_is_unprivileged_and_proc_is_read_only(graded):
     assert report["gid"] != 0, report
     assert 0 not in report["groups"], report
     assert report["setuid"] == "PermissionError"
+    # no user namespace of its own, by the system call or the tool; processes still start
+    assert report["unshare_user"] == 10 + 1, report  # EPERM
+    assert report["unshare_tool"] != 0, report
+    assert report["fork_ok"] == 0, report
     # the kernel sees its own notebook and nothing else handed in
     assert report["cwd"] == [NB], report["cwd"]
 

@@ -230,6 +230,80 @@ KERNEL_ENV = {
 }
 
 
+# ----------------------------------------------------------------------------- no user namespaces
+
+# A root grader's bwrap makes no user namespace (it would map the kernel's uid onto root's), so
+# bwrap's --disable-userns cannot apply; and the kernel, although it has no capabilities, could
+# still make a user namespace of its own (where it would hold every capability, over its own
+# namespaces) because the host allows unprivileged ones. A seccomp filter, which bwrap loads
+# (--seccomp FD) and which no process inside can remove, refuses the system calls that make or
+# join one. The filter is classic BPF over ``struct seccomp_data`` (linux/seccomp.h):
+# ``nr`` at offset 0, ``arch`` at 4, ``args[0]`` at 16 (its low 32 bits on little-endian).
+_BPF_LD_W_ABS, _BPF_JEQ, _BPF_JSET, _BPF_JGE, _BPF_RET = 0x20, 0x15, 0x45, 0x35, 0x06
+_SECCOMP_ALLOW, _SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
+_EPERM, _ENOSYS = 1, 38
+_CLONE_NEWUSER = 0x10000000
+# arch (AUDIT_ARCH_*), then the numbers of unshare, clone, clone3, setns on it
+_SYSCALLS = {
+    "x86_64": (0xC000003E, 272, 56, 435, 308),
+    "aarch64": (0xC00000B7, 97, 220, 435, 268),
+}
+
+
+def userns_filter() -> bytes | None:
+    """The seccomp program that refuses new user namespaces (None on an unknown architecture).
+
+    ``unshare`` and ``clone`` with ``CLONE_NEWUSER`` fail with EPERM; ``clone3``, whose flags
+    sit in memory a filter cannot read, fails with ENOSYS, so the C library falls back to
+    ``clone`` (fork and threads keep working); ``setns`` fails with EPERM; on x86-64 the x32
+    system calls fail too. A process of another architecture is killed.
+    """
+    import platform
+    import struct
+
+    arch = _SYSCALLS.get(platform.machine())
+    if arch is None:
+        return None
+    audit_arch, unshare, clone, clone3, setns = arch
+
+    def ins(code, jt, jf, k):
+        return struct.pack("=HBBI", code, jt, jf, k)
+
+    deny = _SECCOMP_ERRNO | _EPERM
+    prog = [
+        ins(_BPF_LD_W_ABS, 0, 0, 4),  # 0: A = arch
+        ins(_BPF_JEQ, 1, 0, audit_arch),  # 1: native? skip the kill
+        ins(_BPF_RET, 0, 0, 0),  # 2: SECCOMP_RET_KILL
+        ins(_BPF_LD_W_ABS, 0, 0, 0),  # 3: A = nr
+        ins(_BPF_JGE, 9, 0, 0x40000000),  # 4: x32 system calls -> 14 (deny)
+        ins(_BPF_JEQ, 5, 0, unshare),  # 5: -> 11 (flags test)
+        ins(_BPF_JEQ, 4, 0, clone),  # 6: -> 11
+        ins(_BPF_JEQ, 2, 0, clone3),  # 7: -> 10
+        ins(_BPF_JEQ, 5, 0, setns),  # 8: -> 14
+        ins(_BPF_RET, 0, 0, _SECCOMP_ALLOW),  # 9: everything else
+        ins(_BPF_RET, 0, 0, _SECCOMP_ERRNO | _ENOSYS),  # 10: clone3
+        ins(_BPF_LD_W_ABS, 0, 0, 16),  # 11: A = low word of args[0] (the flags)
+        ins(_BPF_JSET, 1, 0, _CLONE_NEWUSER),  # 12: a new user namespace? -> 14
+        ins(_BPF_RET, 0, 0, _SECCOMP_ALLOW),  # 13
+        ins(_BPF_RET, 0, 0, deny),  # 14
+    ]
+    if platform.machine() != "x86_64":
+        prog[4] = ins(_BPF_JEQ, 0, 0, 0xFFFFFFFF)  # no x32 elsewhere: never jumps
+    return b"".join(prog)
+
+
+def filter_fd() -> int | None:
+    """An inheritable file descriptor holding :func:`userns_filter`, for ``bwrap --seccomp``."""
+    prog = userns_filter()
+    if prog is None:
+        return None
+    fd = os.memfd_create("softgrad-seccomp", 0)
+    os.write(fd, prog)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd
+
+
 def command(
     policy: Policy,
     inner: list[str],
@@ -237,12 +311,13 @@ def command(
     cwd: str,
     files=(),
     package: str | None = None,
+    seccomp: int | None = None,
 ) -> list[str]:
     """Full argv: prlimit, then setpriv (to :attr:`Policy.uid`), then bwrap, then ``inner``.
 
     ``files`` are ``(fd, path)`` pairs: bwrap copies each open file into the sandbox at ``path``.
     ``package`` is a private copy of softgrad (:func:`private_package`) bound over the installed
-    one.
+    one. ``seccomp`` is a descriptor from :func:`filter_fd` (no new user namespaces inside).
     """
     limits = [
         f"--as={policy.memory}",
@@ -273,6 +348,8 @@ def command(
     argv = ["prlimit", *limits, "--", *args]
     for fd, path in files:
         argv += ["--perms", "0444", "--file", str(fd), path]
+    if seccomp is not None:
+        argv += ["--seccomp", str(seccomp)]
     argv += ["--chdir", cwd, "--clearenv"]
     for k, v in env.items():
         argv += ["--setenv", k, v]
@@ -300,10 +377,23 @@ def self_test(tmpdir: str, policy: Policy | None = None) -> str | None:
         "assert os.getuid() != 0, 'the kernel runs as root'; "
         "open('probe.txt', 'w').write('ok')"
     )
-    argv = command(policy, [sys.executable, "-I", "-c", probe], [tmpdir], tmpdir)
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, check=False, env=_launch_env()
+    seccomp = filter_fd()
+    argv = command(
+        policy, [sys.executable, "-I", "-c", probe], [tmpdir], tmpdir, seccomp=seccomp
     )
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=_launch_env(),
+            pass_fds=() if seccomp is None else (seccomp,),
+        )
+    finally:
+        if seccomp is not None:
+            os.close(seccomp)
     if proc.returncode != 0:
         return proc.stderr.strip()[-2000:] or f"exit status {proc.returncode}"
     return None
@@ -477,7 +567,13 @@ def main(argv: list[str]) -> None:
             f.write(str(os.getpid()))
     package = private_package(cwd, policy.uid)
     argv_full = command(
-        policy, inner, sorted({runtime_dir, cwd}), cwd, files=[(fd, private)], package=package
+        policy,
+        inner,
+        sorted({runtime_dir, cwd}),
+        cwd,
+        files=[(fd, private)],
+        package=package,
+        seccomp=filter_fd(),
     )
     sys.stdout.flush()
     os.execvpe(argv_full[0], argv_full, _launch_env())
