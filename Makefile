@@ -70,7 +70,7 @@ $(AXE): tests/js/package.json tests/js/package-lock.json
 	touch $@
 
 test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
 	$(PY) -m pytest tests -m "not book and not browser and not notebooks and not grading"
