@@ -226,6 +226,8 @@ def histogram_svg(name: str, edges: list[float], counts: list[int], max_score: f
     lefts, widths = edges[:-1], [b - a for a, b in itertools.pairwise(edges)]
     ax.bar(lefts, counts, width=widths, align="edge", color="#1f5f99", edgecolor="white")
     ax.set_xlim(edges[0], edges[-1])
+    if max_score <= 20:  # one bin per point: a tick under each
+        ax.set_xticks(range(int(edges[-1] + 0.5)))
     ax.set_xlabel(f"score (out of {max_score:g})")
     ax.set_ylabel("students")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -240,7 +242,8 @@ def mistakes_svg(name: str, counts: list[MistakeCount], links: dict[str, str]) -
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = _figure(6.0, 0.9 + 0.35 * len(counts))
-    labels = [f"{m.key} ({m.test})" for m in counts]
+    keys = [m.key for m in counts]  # the test is named only where a key is in several tests
+    labels = [m.key if keys.count(m.key) == 1 else f"{m.key} ({m.test})" for m in counts]
     ys = list(range(len(counts)))
     bars = ax.barh(ys, [len(m.students) for m in counts], color="#a33b20")
     ax.set_yticks(ys, labels)
@@ -265,13 +268,13 @@ line-height:1.45}
 main{max-width:60rem;margin:0 auto;padding:1rem}
 h1{font-size:1.6rem}h2{font-size:1.3rem;border-bottom:1px solid #ccc;margin-top:2.5rem}
 h3{font-size:1.05rem;margin-top:1.5rem}
-figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
+figure{margin:1rem 0}figure .scroll svg{width:100%;max-width:38rem;min-width:26rem;height:auto}
 figcaption{font-size:.9rem;color:#333}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-td.num{text-align:right}
-code,.id{overflow-wrap:anywhere}
+td.num{text-align:right}td.what{min-width:14rem}
+.id{overflow-wrap:anywhere}td code{white-space:nowrap}
 a{color:#0b5394}
 """
 
@@ -313,6 +316,7 @@ def render(
 ) -> str:
     """The report page's HTML (see the module docstring)."""
     students = sorted({r["student_id"] for r in rows})
+    folder = {r["student_id"]: r["student"] for r in rows}
     counts = mistake_counts(rows, names, tests)
     from softgrad.checks import MISTAKES
 
@@ -356,7 +360,10 @@ def render(
             summary += f"; mean score {mean:.2f}, median {mid:g} (out of {top:g})"
         pending = sum("manual grading" in r["message"] for r in handed)
         if pending:
-            summary += f"; {pending} still await manual points, which are not in their score yet"
+            summary += (
+                f"; {pending} still await{'s' if pending == 1 else ''} manual points, which are "
+                "not in the scores yet"
+            )
         parts.append(f"<p>{_e(summary)}.</p>")
         if missing:
             parts.append(
@@ -374,9 +381,9 @@ def render(
         hist = histogram_counts(scores, edges)
         figure += 1
         parts.append(
-            "<figure>"
+            '<figure><div class="scroll">'
             + histogram_svg(f"f{figure}", edges, hist, top)
-            + f"<figcaption>Figure {figure}: distribution of the scores of the {len(handed)} "
+            + f"</div><figcaption>Figure {figure}: distribution of the scores of the {len(handed)} "
             f"submissions of {_e(a)}, manual points included.</figcaption></figure>"
         )
         parts.append(
@@ -415,9 +422,9 @@ def render(
         if made:
             figure += 1
             parts.append(
-                "<figure>"
+                '<figure><div class="scroll">'
                 + mistakes_svg(f"f{figure}", made, links)
-                + f"<figcaption>Figure {figure}: how many students made each catalogued mistake "
+                + f"</div><figcaption>Figure {figure}: how many students made each catalogued mistake "
                 f"in {_e(a)}, most common first; each bar links to the book section that "
                 "explains the mistake.</figcaption></figure>"
             )
@@ -426,12 +433,15 @@ def render(
                 "<th>students</th><th>what went wrong</th><th>who</th></tr></thead><tbody>"
             )
             for m in made:
-                who = " ".join(f'<span class="id">{_e(s)}</span>' for s in sorted(m.students))
+                who = ", ".join(
+                    f'<span class="id">{_e(folder.get(s, s))}</span>' for s in sorted(m.students)
+                )
                 parts.append(
                     f'<tr data-mistake="{_e(m.key)}" data-test="{_e(m.test)}" '
                     f'data-count="{len(m.students)}"><td><a href="{_e(links[m.key])}">'
                     f"<code>{_e(m.key)}</code></a></td><td><code>{_e(m.test)}</code></td>"
-                    f'<td class="num">{len(m.students)}</td><td>{_e(MISTAKES[m.key].what)}</td>'
+                    f'<td class="num">{len(m.students)}</td>'
+                    f'<td class="what">{_e(MISTAKES[m.key].what)}</td>'
                     f"<td>{who}</td></tr>"
                 )
             parts.append("</tbody></table></div>")
