@@ -252,8 +252,8 @@ def mistakes_svg(name: str, counts: list[MistakeCount], links: dict[str, str]) -
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.spines[["top", "right"]].set_visible(False)
     for bar, text, m in zip(bars, ax.get_yticklabels(), counts, strict=True):
-        bar.set_url(links[m.key])
-        text.set_url(links[m.key])
+        bar.set_url(links.get(m.key))
+        text.set_url(links.get(m.key))
     label = "Bar chart of named mistakes, most common first: " + ", ".join(
         f"{m.key} in {m.test}, {len(m.students)} students" for m in counts
     )
@@ -320,7 +320,8 @@ def render(
     counts = mistake_counts(rows, names, tests)
     from softgrad.checks import MISTAKES
 
-    links = {m.key: section_href(m.key, book, out) for m in counts}
+    # a key from results graded by another version of the checks has no section to link to
+    links = {m.key: section_href(m.key, book, out) for m in counts if m.key in MISTAKES}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -433,15 +434,21 @@ def render(
                 "<th>students</th><th>what went wrong</th><th>who</th></tr></thead><tbody>"
             )
             for m in made:
+                what = MISTAKES[m.key].what if m.key in MISTAKES else "(not a catalogued mistake)"
                 who = ", ".join(
                     f'<span class="id">{_e(folder.get(s, s))}</span>' for s in sorted(m.students)
                 )
                 parts.append(
                     f'<tr data-mistake="{_e(m.key)}" data-test="{_e(m.test)}" '
-                    f'data-count="{len(m.students)}"><td><a href="{_e(links[m.key])}">'
-                    f"<code>{_e(m.key)}</code></a></td><td><code>{_e(m.test)}</code></td>"
+                    f'data-count="{len(m.students)}"><td>'
+                    + (
+                        f'<a href="{_e(links[m.key])}"><code>{_e(m.key)}</code></a>'
+                        if m.key in links
+                        else f"<code>{_e(m.key)}</code>"
+                    )
+                    + f"</td><td><code>{_e(m.test)}</code></td>"
                     f'<td class="num">{len(m.students)}</td>'
-                    f'<td class="what">{_e(MISTAKES[m.key].what)}</td>'
+                    f'<td class="what">{_e(what)}</td>'
                     f"<td>{who}</td></tr>"
                 )
             parts.append("</tbody></table></div>")
