@@ -429,6 +429,51 @@ def test_roster_errors_name_the_file_and_line(tmp_path):
     assert r.ignored == ["extra"]
 
 
+def test_lms_files_from_rows_without_grading(tmp_path):
+    """The LMS rules on rows made here: no Canvas file without a Canvas id column, an error row
+    gets no score, a roster line naming an entry that was not graded says why."""
+    (tmp_path / "r.csv").write_text(
+        "folder,email\nada,ada@x\nbob,bob@x\nlink,l@x\nnone,\nAda ,a2@x\n"
+    )
+    roster = lms.read_roster(tmp_path / "r.csv")
+
+    def row(student, status, score):
+        return {"student": student, "assignment": "Final Score 1", "status": status,
+                "score": score}  # fmt: skip
+
+    rows = [row("ada", "ok", 2.5), row("bob", "error", 0.0), row("cyd", "ok", 1.0)]
+    notes = lms.write(tmp_path / "lms", rows, ["Final Score 1"], {"Final Score 1": 3.0}, roster,
+                      {"link": "a link: the grader never follows links"})  # fmt: skip
+    assert not (tmp_path / "lms" / "canvas.csv").exists()
+    assert _read(tmp_path / "lms" / "moodle.csv") == [
+        ["Email address", "Final Score 1"], ["ada@x", "2.5"], ["bob@x", "-"], ["l@x", "-"],
+        ["a2@x", "-"],
+    ]  # fmt: skip
+    with open(tmp_path / "lms" / "unmatched.csv", newline="") as f:
+        why = {(r["folder"], r["lms"]): r["reason"] for r in csv.DictReader(f)}
+    assert "the grader failed" in why[("bob", "all")]
+    assert "was not graded (a link" in why[("link", "all")]
+    assert "left out of moodle.csv" in why[("none", "moodle")]
+    assert "no roster entry" in why[("cyd", "all")]
+    assert "Canvas takes columns containing Final Score" in " ".join(notes)
+    assert "differs in case or spaces only" not in why[("cyd", "all")]
+    (tmp_path / "r.csv").write_text("folder,email\nAda ,a@x\n")
+    lms.write(tmp_path / "lms", rows[:1], ["Final Score 1"], {"Final Score 1": 3.0},
+              lms.read_roster(tmp_path / "r.csv"))  # fmt: skip
+    with open(tmp_path / "lms" / "unmatched.csv", newline="") as f:
+        why = {(r["folder"], r["lms"]): r["reason"] for r in csv.DictReader(f)}
+    assert "line 2 has 'Ada ', which differs in case or spaces only" in why[("ada", "all")]
+
+
+def test_output_only_modules_exist():
+    """The modules left out of the grading cache key are there (a rename would re-grade on
+    every change to them, and hide nothing)."""
+    from softgrad.grading import course
+
+    root = Path(course.__file__).resolve().parents[1]
+    assert all((root / m).is_file() for m in course.OUTPUT_ONLY)
+
+
 # ----------------------------------------------------------------------------- shards
 
 

@@ -682,7 +682,8 @@ def publish(
     report.write(out, rows, names, max_scores, tests, unmatched, book=book, note=note)
     notes = [f"wrote {out / 'report.html'} and {out / 'mistakes.csv'}"]
     if roster is not None:
-        notes += lms.write(out / "lms", rows, names, max_scores, roster)
+        not_graded = {u.entry: u.reason for u in unmatched}
+        notes += lms.write(out / "lms", rows, names, max_scores, roster, not_graded)
     return notes
 
 

@@ -179,9 +179,19 @@ def _near(folder: str, roster: Roster) -> str:
 
 
 def write(
-    lms_dir: Path, rows: list[dict], names: list[str], max_scores: dict, roster: Roster
+    lms_dir: Path,
+    rows: list[dict],
+    names: list[str],
+    max_scores: dict,
+    roster: Roster,
+    not_graded: dict[str, str] | None = None,
 ) -> list[str]:
-    """Write the import files into ``lms_dir``; return notes for the run's summary."""
+    """Write the import files into ``lms_dir``; return notes for the run's summary.
+
+    ``not_graded`` maps the entries of SUBMISSIONS that were not graded to the reason, so a
+    roster line naming one says why it has no scores.
+    """
+    not_graded = not_graded or {}
     lms_dir.mkdir(parents=True, exist_ok=True)
     by_folder: dict[str, dict[str, dict]] = {}
     for r in rows:
@@ -195,8 +205,13 @@ def write(
             )
     for e in roster.entries:
         if e.folder not in by_folder:
-            why = f"roster line {e.line}: no such folder in SUBMISSIONS; written with no scores"
-            unmatched.append([e.folder, "all", why + " (no submission)"])
+            where = (
+                f"its entry in SUBMISSIONS was not graded ({not_graded[e.folder]})"
+                if e.folder in not_graded
+                else "no such folder in SUBMISSIONS"
+            )
+            why = f"roster line {e.line}: {where}; written with no scores (no submission)"
+            unmatched.append([e.folder, "all", why])
         for a, r in by_folder.get(e.folder, {}).items():
             if r["status"] == "error":
                 why = f"{a}: the grader failed on it; no score written (re-run make grade)"
