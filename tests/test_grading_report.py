@@ -336,6 +336,27 @@ def test_report_opens_from_disk_without_the_network(graded):
     assert "notes.txt" in text
 
 
+@pytest.mark.book
+def test_every_mistake_links_to_a_section_of_the_built_book(tmp_path):
+    """The report's link for each catalogued mistake reaches an element with that id in the
+    book `make book` built (the default BOOK)."""
+    import os
+
+    from softgrad.grading.report import section_href
+
+    book = Path(os.environ.get("SOFTGRAD_BOOK_HTML", Path(__file__).parents[1] / "_build/html"))
+    if not (book / "index.html").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no built book in {book} (make book)")
+        pytest.skip(f"no built book in {book} (make book)")
+    pages: dict[str, str] = {}
+    for key in checks.MISTAKES:
+        path, anchor = section_href(key, str(book), tmp_path).split("#")
+        if path not in pages:
+            pages[path] = (tmp_path / path).read_text("utf-8")
+        assert f'id="{anchor}"' in pages[path], (key, path, anchor)
+
+
 # ----------------------------------------------------------------------------- LMS files
 
 
