@@ -14,8 +14,14 @@ OUT ?= grading-out
 JOBS ?= 2
 TIMEOUT ?= 30
 MEMORY ?= 2g
+SHARD ?=
+SHARDS ?=
+ROSTER ?=
+BOOK ?= _build/html
+# optional arguments of make grade / grade-merge, passed on only when set
+GRADE_EXTRA = $(if $(ROSTER),--roster "$(ROSTER)") --book "$(BOOK)"
 
-.PHONY: help venv dist lab book test test-fast release grade lint bench bench-torch bench-grading lock clean
+.PHONY: help venv dist lab book test test-fast release grade grade-merge lint bench bench-torch bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -75,9 +81,13 @@ test: book $(AXE) ## run every test: package, notebooks, book build, browser (la
 test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
 	$(PY) -m pytest tests -m "not book and not browser and not notebooks and not grading"
 
-grade: $(STAMP) ## grade SUBMISSIONS=dir (<student>/<assignment>/<notebook>.ipynb) into OUT=grading-out
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2] [TIMEOUT=30] [MEMORY=2g]"; exit 2; }
-	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --timeout $(TIMEOUT) --memory $(MEMORY)
+grade: $(STAMP) ## grade SUBMISSIONS=dir into OUT=grading-out (+ report.html; ROSTER=csv: LMS files; SHARD=k/n)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [OUT=grading-out] [JOBS=2] [TIMEOUT=30] [MEMORY=2g] [ROSTER=roster.csv] [SHARD=k/n] [BOOK=_build/html]"; exit 2; }
+	$(PY) -m softgrad.grading grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) --timeout $(TIMEOUT) --memory $(MEMORY) $(if $(SHARD),--shard "$(SHARD)") $(GRADE_EXTRA)
+
+grade-merge: $(STAMP) ## combine SHARDS="dir1 dir2 ..." (make grade SHARD=k/n) into OUT: grades.csv, report, LMS files
+	@test -n "$(SHARDS)" || { echo "usage: make grade-merge OUT=dir SHARDS=\"dir1 dir2 ...\" [ROSTER=roster.csv] [BOOK=_build/html]"; exit 2; }
+	$(PY) -m softgrad.grading merge $(SHARDS) --out "$(OUT)" $(GRADE_EXTRA)
 
 lint: $(STAMP) ## ruff over the package, tests and benchmarks: lint rules and formatting
 	$(VENV)/bin/ruff check src tests benchmarks

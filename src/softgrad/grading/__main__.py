@@ -1,4 +1,4 @@
-"""Command line: ``python -m softgrad.grading release|grade`` (see ``--help``)."""
+"""Command line: ``python -m softgrad.grading release|grade|merge`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .course import GradingError, release, tools_on_path
-from .grade import grade
+from .grade import grade, merge
+from .shard import parse as parse_shard
 
 
 class Terminated(BaseException):
@@ -40,8 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "release", parents=[common], help="generate the student notebooks into COURSE/release/"
     )
+    report_options = argparse.ArgumentParser(add_help=False)
+    report_options.add_argument(
+        "--roster",
+        type=Path,
+        help="CSV pairing each student's folder name with their LMS ids: writes "
+        "OUT/lms/canvas.csv and OUT/lms/moodle.csv (see the instructors' page)",
+    )
+    report_options.add_argument(
+        "--book",
+        default="_build/html",
+        help="the built book's folder, or the published book's URL, that the class report "
+        "links to (default: _build/html)",
+    )
     g = sub.add_parser(
-        "grade", parents=[common], help="autograde SUBMISSIONS/<student>/<assignment>/*.ipynb"
+        "grade",
+        parents=[common, report_options],
+        help="autograde SUBMISSIONS/<student>/<assignment>/*.ipynb",
     )
     g.add_argument(
         "submissions", type=Path, help="folder of <student>/<assignment>/<notebook>.ipynb"
@@ -66,6 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run student code unconfined (only for trusted notebooks)",
     )
+    g.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="grade only slice K of N disjoint, stable slices of the students, and write "
+        "OUT/shard.json for the merge command",
+    )
+    m = sub.add_parser(
+        "merge",
+        parents=[common, report_options],
+        help="combine the output dirs of grade --shard K/N into one grades.csv, report, LMS files",
+    )
+    m.add_argument("shards", type=Path, nargs="+", help="the shards' output dirs")
+    m.add_argument("--out", type=Path, required=True, help="output dir of the merge")
     args = parser.parse_args(argv)
     tools_on_path()
 
@@ -77,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "release":
             release(args.course)
+        elif args.command == "merge":
+            merge(args.shards, args.out, roster=args.roster, book=args.book)
         else:
             rows = grade(
                 args.submissions,
@@ -86,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 cell_timeout=args.timeout,
                 memory=args.memory,
                 sandboxed=not args.unsafe_no_sandbox,
+                shard=parse_shard(args.shard) if args.shard else None,
+                roster=args.roster,
+                book=args.book,
             )
             if not rows:
                 print("no submissions found", file=sys.stderr)

@@ -3,6 +3,10 @@
 Layout of ``out``::
 
     grades.csv                           one row per student and assignment
+    unmatched.csv, manual.csv            entries not graded; written answers awaiting points
+    report.html, mistakes.csv            the class report (:mod:`.report`)
+    lms/canvas.csv, lms/moodle.csv       LMS import files, given a roster (:mod:`.lms`)
+    shard.json                           with ``shard=(k, n)``: what the merge needs (:mod:`.shard`)
     feedback/<student>/<assignment>/<notebook>.html
     .work/                               private: gradebooks, copies of the submissions, results
 
@@ -30,7 +34,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import intake, sandbox
+from . import intake, lms, report, sandbox
+from . import shard as shards
 from .course import GRADER_VERSION, GradingError, assignments, code_hash, generate, source_hash
 from .worker import ERROR, TIMED_OUT, write_json_atomic
 
@@ -121,8 +126,14 @@ class Grader:
         cell_timeout: int = 30,
         memory: int = 2 * 1024**3,
         sandboxed: bool = True,
+        shard: tuple[int, int] | None = None,
+        roster: Path | None = None,
+        book: str = "_build/html",
         log=print,
     ):
+        self.shard = shard
+        self.roster_path = Path(roster) if roster else None
+        self.book = str(book)
         self.submissions = submissions.resolve()
         self.out = out.resolve()
         self.course = course.resolve()
@@ -199,6 +210,7 @@ class Grader:
                 f"({longest} > 100 bytes); choose a shorter output dir"
             )
         names = assignments(self.course)
+        roster = lms.read_roster(self.roster_path) if self.roster_path else None
         if not self.sandboxed:
             self.log(
                 "WARNING: --unsafe-no-sandbox: student code runs unconfined, as this user, and "
@@ -238,7 +250,9 @@ class Grader:
                 )
         self.max_scores = prepare_master(self.course, self.work, names, self.log)
         self.names = names
-        students = self.students()
+        students = everyone = self.students()
+        if self.shard:
+            students = shards.select(everyone, *self.shard)
         options = json.dumps(
             [GRADER_VERSION, code_hash(), self.cell_timeout, self.memory, self.sandboxed]
         )
@@ -277,9 +291,46 @@ class Grader:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         rows = self.collect(students, names)
-        merge_manual(rows, self.out / "manual.csv")
-        self.write_csv(rows)
+        tests = report.released_tests(self.work / "master" / "release", names)
+        note = ""
+        if self.shard:
+            k, n = self.shard
+            key = hashlib.sha256(
+                (options + "".join(source_hash(self.course, a) for a in names)).encode()
+            ).hexdigest()
+            shards.save(
+                self.out,
+                {
+                    "shard": [k, n],
+                    "key": key,
+                    "names": names,
+                    "max_scores": self.max_scores,
+                    "tests": tests,
+                    "students": everyone,
+                    "unmatched": [[u.entry, u.reason] for u in self.unmatched],
+                    "rows": json.loads(json.dumps(rows)),  # before manual points are added
+                },
+            )
+            note = (
+                f"Shard {k}/{n}: only the {len(students)} students of this slice; "
+                "make grade-merge combines the shards."
+            )
+        notes = publish(
+            self.out,
+            rows,
+            self.unmatched,
+            names=names,
+            max_scores=self.max_scores,
+            tests=tests,
+            roster=None if self.shard else roster,
+            book=self.book,
+            note=note,
+        )
         self.log(self.summary(rows, time.monotonic() - t0))
+        if self.shard and roster:
+            notes.append("LMS files are written by make grade-merge, for the whole class")
+        for line in notes:
+            self.log(line)
         return rows
 
     def _result_path(self, s: str, a: str) -> Path:
@@ -456,54 +507,64 @@ class Grader:
         return rows
 
     def write_csv(self, rows: list[dict]) -> None:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow(
-                {
-                    **{k: r[k] for k in COLUMNS[:5]},
-                    "score": f"{r['score']:g}",
-                    "max_score": f"{r['max_score']:g}",
-                    "flags": "; ".join(r["flags"]),
-                    "message": r["message"],
-                    "student_id": r["student_id"],
-                }
-            )
-        tmp = self.out / ".grades.csv.tmp"
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, self.out / "grades.csv")
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["entry", "reason"])
-        for u in self.unmatched:
-            w.writerow([u.entry, u.reason])
-        tmp = self.out / ".unmatched.csv.tmp"
-        tmp.write_text(buf.getvalue())
-        os.replace(tmp, self.out / "unmatched.csv")
+        write_grades(self.out, rows, self.unmatched)
 
     def summary(self, rows: list[dict], seconds: float) -> str:
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        lines = [
-            f"wrote {self.out / 'grades.csv'} ({len(rows)} rows) in {seconds:.1f} s: "
-            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        ]
-        if self.unmatched:
+        return summary(self.out, rows, self.unmatched, seconds)
+
+
+def write_grades(out: Path, rows: list[dict], unmatched: list[intake.Unmatched]) -> None:
+    """Write ``out/grades.csv`` (columns :data:`COLUMNS`) and ``out/unmatched.csv``."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(
+            {
+                **{k: r[k] for k in COLUMNS[:5]},
+                "score": f"{r['score']:g}",
+                "max_score": f"{r['max_score']:g}",
+                "flags": "; ".join(r["flags"]),
+                "message": r["message"],
+                "student_id": r["student_id"],
+            }
+        )
+    tmp = out / ".grades.csv.tmp"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, out / "grades.csv")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["entry", "reason"])
+    for u in unmatched:
+        w.writerow([u.entry, u.reason])
+    tmp = out / ".unmatched.csv.tmp"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, out / "unmatched.csv")
+
+
+def summary(out: Path, rows: list[dict], unmatched: list, seconds: float) -> str:
+    """The run's closing summary: the statuses, and every row that needs a look."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines = [
+        f"wrote {out / 'grades.csv'} ({len(rows)} rows) in {seconds:.1f} s: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    ]
+    if unmatched:
+        lines.append(
+            f"  unmatched ({len(unmatched)} entries of SUBMISSIONS not graded, "
+            f"in {out / 'unmatched.csv'}):"
+        )
+        lines += [f"    {u.entry!r}: {u.reason}" for u in unmatched]
+    for r in rows:
+        if r["status"] != "ok" or r["flags"]:
+            detail = "; ".join([r["message"], *r["flags"]]).strip("; ")
             lines.append(
-                f"  unmatched ({len(self.unmatched)} entries of SUBMISSIONS not graded, "
-                f"in {self.out / 'unmatched.csv'}):"
+                f"  {r['student']}/{r['assignment']}: {r['status']}"
+                + (f" - {detail}" if detail else "")
             )
-            lines += [f"    {u.entry!r}: {u.reason}" for u in self.unmatched]
-        for r in rows:
-            if r["status"] != "ok" or r["flags"]:
-                detail = "; ".join([r["message"], *r["flags"]]).strip("; ")
-                lines.append(
-                    f"  {r['student']}/{r['assignment']}: {r['status']}"
-                    + (f" - {detail}" if detail else "")
-                )
-        return "\n".join(lines)
+    return "\n".join(lines)
 
 
 MANUAL_COLUMNS = [
@@ -517,7 +578,7 @@ MANUAL_COLUMNS = [
 ]
 
 
-def merge_manual(rows: list[dict], path: Path) -> None:
+def merge_manual(rows: list[dict], path: Path, seeds: tuple[Path, ...] = ()) -> None:
     """Add the instructor's manual points from ``path`` to ``rows``; rewrite ``path``.
 
     ``manual.csv`` has one line per cell that awaits manual grading (a written answer), with an
@@ -527,13 +588,19 @@ def merge_manual(rows: list[dict], path: Path) -> None:
     points entered for an earlier submission of the same cell are kept in the file but not
     counted, and the row is flagged, until the instructor confirms them by clearing that
     column's old value.
+
+    ``seeds`` are the shards' ``manual.csv`` files (``make grade-merge``): points entered there
+    count too, unless ``path`` has points for the same cell.
     """
     entered: dict[tuple, dict] = {}
-    if path.exists():
-        with open(path, newline="", encoding="utf-8") as f:
+    for p in (path, *seeds):  # the first file with points for a cell wins
+        if not p.exists():
+            continue
+        with open(p, newline="", encoding="utf-8") as f:
             for e in csv.DictReader(f):
                 key = (e.get("student"), e.get("assignment"), e.get("notebook"), e.get("grade_id"))
-                entered[key] = e
+                if key not in entered or not (entered[key].get("points") or "").strip():
+                    entered[key] = e
     lines = []
     for r in rows:
         waiting = 0.0
@@ -590,6 +657,75 @@ def merge_manual(rows: list[dict], path: Path) -> None:
     tmp = path.with_name(".manual.csv.tmp")
     tmp.write_text(buf.getvalue(), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def publish(
+    out: Path,
+    rows: list[dict],
+    unmatched: list[intake.Unmatched],
+    *,
+    names: list[str],
+    max_scores: dict[str, float],
+    tests: dict[str, list[dict]],
+    roster: lms.Roster | None,
+    book: str,
+    note: str = "",
+    manual_seeds: tuple[Path, ...] = (),
+) -> list[str]:
+    """Everything written from the rows of a run (or of merged shards), in the same way.
+
+    Adds the manual points (``manual.csv``), writes grades.csv and unmatched.csv, the class
+    report and mistakes.csv, and, given a roster, the LMS files. Returns notes for the log.
+    """
+    merge_manual(rows, out / "manual.csv", manual_seeds)
+    write_grades(out, rows, unmatched)
+    report.write(out, rows, names, max_scores, tests, unmatched, book=book, note=note)
+    notes = [f"wrote {out / 'report.html'} and {out / 'mistakes.csv'}"]
+    if roster is not None:
+        not_graded = {u.entry: u.reason for u in unmatched}
+        notes += lms.write(out / "lms", rows, names, max_scores, roster, not_graded)
+    return notes
+
+
+def merge(
+    shard_dirs: list[Path],
+    out: Path,
+    *,
+    roster: Path | None = None,
+    book: str = "_build/html",
+    log=print,
+) -> list[dict]:
+    """``make grade-merge``: combine the outputs of ``make grade SHARD=k/n`` into ``out``.
+
+    Writes what a single run over all the students would have written (grades.csv,
+    unmatched.csv, manual.csv, the report and, given a roster, the LMS files), and copies the
+    shards' feedback pages into ``out/feedback``. Re-running it after entering manual points
+    in ``out/manual.csv`` adds them, as ``make grade`` does.
+    """
+    out = Path(out).resolve()
+    dirs = [Path(d).resolve() for d in shard_dirs]
+    the_roster = lms.read_roster(roster) if roster else None
+    merged = shards.load(dirs, out)
+    out.mkdir(parents=True, exist_ok=True)
+    for src in shards.feedback_dirs(dirs):
+        shutil.copytree(src, out / "feedback", symlinks=True, dirs_exist_ok=True)
+    unmatched = [intake.Unmatched(e, why) for e, why in merged.unmatched]
+    notes = publish(
+        out,
+        merged.rows,
+        unmatched,
+        names=merged.names,
+        max_scores=merged.max_scores,
+        tests=merged.tests,
+        roster=the_roster,
+        book=book,
+        manual_seeds=tuple(d / "manual.csv" for d in dirs),
+    )
+    log(f"merged {merged.n} shards ({', '.join(map(str, dirs))})")
+    log(summary(out, merged.rows, unmatched, 0.0).replace(" in 0.0 s", ""))
+    for line in notes:
+        log(line)
+    return merged.rows
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import audit, confine, feedback, intake, sandbox
+from . import audit, confine, feedback, intake, outcomes, sandbox
 from .course import load_config, tools_on_path
 
 # Status values, from worst to best; ``ok`` means nbgrader graded it cleanly.
@@ -517,6 +517,9 @@ class Job:
                 statuses.append(OK)
         ran = {n for n in runnable if (autograded / n).exists()}
         score, max_score, manual = self.scores(root, a, deleted_by_nb, ran)
+        tests = outcomes.graded_tests(
+            root / "gradebook.db", a, self.student, autograded, ran, deleted_by_nb
+        )
         t_feedback = time.monotonic()
         feedback_files += self.feedback(root, a, runnable, hidden_by_nb, notes, flags, withhold)
         t_feedback = time.monotonic() - t_feedback
@@ -536,6 +539,7 @@ class Job:
         )
         row["phases"] = {"autograde": round(t_auto, 3), "feedback": round(t_feedback, 3)}
         row["manual"] = manual  # the cells that await manual grading (see grade.merge_manual)
+        row["tests"] = tests  # each graded test's points and named mistakes (see .report)
         return row
 
     def confinement(self, a: str) -> dict[str, list]:
