@@ -535,39 +535,6 @@ def test_grade_names_a_missing_submissions_dir(course, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-# --- the real exercises --------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not (REPO / "exercises" / "source").is_dir(), reason="no exercises yet")
-def test_real_solutions_get_full_automatic_marks(tmp_path):
-    from softgrad.grading.course import solved
-
-    course = REPO / "exercises"
-    proc = _cli("--course", str(course), "release")
-    assert proc.returncode == 0, proc.stderr
-    subs = tmp_path / "s"
-    for src in sorted((course / "source").glob("*/*.ipynb")):
-        released = nbformat.read(course / "release" / src.parent.name / src.name, as_version=4)
-        dest = subs / "solutions" / src.parent.name / src.name
-        dest.parent.mkdir(parents=True)
-        nbformat.write(solved(nbformat.read(src, as_version=4), released), dest)
-    out = tmp_path / "o"
-    proc = _cli(
-        "--course", str(course), "grade", str(subs), "--out", str(out), "--jobs", "1", timeout=1800
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    with open(out / "grades.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert rows
-    for r in rows:
-        assert r["status"] == "ok", r
-        assert "suspicious" not in r["flags"], r
-        pending = re.search(r"([\d.]+) points? awaits? manual grading", r["message"])
-        manual = float(pending.group(1)) if pending else 0.0
-        assert float(r["score"]) + manual == float(r["max_score"]), r
-
-
 def test_no_stray_files_left_in_tmp(graded):
     work = graded["out"] / ".work"
     assert not list((work / "tmp").iterdir())

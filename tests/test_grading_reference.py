@@ -21,8 +21,8 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
-from gradingcourse import cli
 from gradingcourse import cell as _cell
+from gradingcourse import cli
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ ATTACKS = {
     "    path = os.path.join(os.path.dirname(softgrad.__file__), '_softmax.py')\n"
     "    exec(compile(open(path).read(), path, 'exec'), ns)\n    return ns['softmax']\n" + TAIL,
 }
-HONEST = ("honest", "redefined_after_the_tests")
+HONEST = ("solutions", "redefined_after_the_tests")
 
 
 def _points(nb, ids: tuple[str, ...]) -> float:
@@ -99,7 +99,9 @@ def graded(tmp_path_factory):
         d.mkdir(parents=True)
         nbformat.write(nb, d / f"{a}.ipynb")
 
-    put("honest", EX1, solution(EX1))
+    # the course's own solutions, every assignment: the grader must give them every point
+    for src in sorted((COURSE / "source").glob("*/*.ipynb")):
+        put("solutions", src.parent.name, solution(src.parent.name))
     for student, code in ATTACKS.items():
         nb = solution(EX1)
         _cell(nb, "softmax_impl").source = code
@@ -115,7 +117,6 @@ def graded(tmp_path_factory):
         "    sys.setprofile(None)\n    return _sg.softmax_jacobian(z)\n"
     )
     put("jacobian_reference", EX2, nb)
-    put("jacobian_honest", EX2, solution(EX2))
 
     before = _softgrad_digest()
     args = ["--course", str(COURSE), "grade", str(subs), "--out", str(out), "--jobs", "2"]
@@ -127,15 +128,12 @@ def graded(tmp_path_factory):
 
 
 def _max(a):
-    return _points(
-        nbformat.read(COURSE / "source" / a / f"{a}.ipynb", as_version=4),
-        tuple(
-            c.metadata["nbgrader"]["grade_id"]
-            for c in nbformat.read(COURSE / "source" / a / f"{a}.ipynb", as_version=4).cells
-            if c.metadata.get("nbgrader", {}).get("grade")
-            and c.cell_type == "code"
-        ),
-    )
+    """The automatic points of assignment ``a``: every autograded code cell's."""
+    nb = nbformat.read(COURSE / "source" / a / f"{a}.ipynb", as_version=4)
+    graded = [
+        c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    return _points(nb, tuple(c.metadata["nbgrader"]["grade_id"] for c in graded))
 
 
 SOFTMAX_TESTS = ("test_softmax_stable", "test_softmax_masks")
@@ -160,17 +158,28 @@ def test_softgrads_softmax_handed_in_scores_nothing_and_is_flagged(graded, stude
 
 
 def test_the_jacobian_exercise_keeps_softmax_but_not_the_jacobian(graded):
-    honest = graded["rows"][("jacobian_honest", EX2)]
+    honest = graded["rows"][("solutions", EX2)]
     assert float(honest["score"]) == _max(EX2), honest
     cheat = graded["rows"][("jacobian_reference", EX2)]
     source = nbformat.read(COURSE / "source" / EX2 / f"{EX2}.ipynb", as_version=4)
     lost = _points(source, ("test_jacobian_vectorised", "test_jacobian_rows_sum_zero"))
     assert float(cheat["score"]) == _max(EX2) - lost, cheat
     assert "softgrad's own implementation" in cheat["flags"], cheat
-    page = (
-        graded["out"] / "feedback" / cheat["student_id"] / EX2 / f"{EX2}.html"
-    ).read_text(encoding="utf-8")
+    page = (graded["out"] / "feedback" / cheat["student_id"] / EX2 / f"{EX2}.html").read_text(
+        encoding="utf-8"
+    )
     assert "reference-call" in page
+
+
+def test_real_solutions_get_full_automatic_marks(graded):
+    rows = [r for (student, _), r in graded["rows"].items() if student == "solutions"]
+    assert len(rows) == len(list((COURSE / "source").glob("*/*.ipynb")))
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert "suspicious" not in r["flags"], r
+        pending = re.search(r"([\d.]+) points? awaits? manual grading", r["message"])
+        manual = float(pending.group(1)) if pending else 0.0
+        assert float(r["score"]) + manual == float(r["max_score"]), r
 
 
 def test_the_installed_package_is_untouched(graded):

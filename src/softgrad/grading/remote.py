@@ -428,9 +428,7 @@ class Channel:
                 called = str(evalue).split(MARK, 1)[1].split()[0]
                 if active is not None:
                     active[0].reference_calls.add(called)
-                raise ReferenceCall(
-                    MISTAKES["reference-call"].describe() + f"\nCalled: {called}"
-                )
+                raise ReferenceCall(MISTAKES["reference-call"].describe() + f"\nCalled: {called}")
             raise _BUILTIN_ERRORS.get(ename, RemoteError)(
                 evalue if ename in _BUILTIN_ERRORS else f"{ename}: {evalue}"
             )

@@ -378,9 +378,7 @@ def self_test(tmpdir: str, policy: Policy | None = None) -> str | None:
         "open('probe.txt', 'w').write('ok')"
     )
     seccomp = filter_fd()
-    argv = command(
-        policy, [sys.executable, "-I", "-c", probe], [tmpdir], tmpdir, seccomp=seccomp
-    )
+    argv = command(policy, [sys.executable, "-I", "-c", probe], [tmpdir], tmpdir, seccomp=seccomp)
     try:
         proc = subprocess.run(
             argv,
