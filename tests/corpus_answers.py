@@ -170,7 +170,7 @@ wrong(1, S, "axis-not-last", "axis=1 (breaks on a vector)", """
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 """)
-wrong(1, S, (), "divides by the row max instead of the sum", """
+wrong(1, S, "softmax-not-normalised", "divides by the row max (which is 1 after the shift)", """
     def softmax(z):
         e = np.exp(z - z.max(axis=-1, keepdims=True))
         return e / e.max(axis=-1, keepdims=True)
@@ -713,7 +713,7 @@ wrong(3, V, (), "divides by n", """
     def softmax_vjp(p, g):
         return p * (g - np.mean(g * p, axis=-1, keepdims=True))
 """)
-wrong(3, V, "vjp-formed-jacobian", "a Jacobian per row in a loop", """
+wrong(3, V, (), "a Jacobian per row in a loop (breaks on a 3-D batch)", """
     def softmax_vjp(p, g):
         p2, g2 = np.atleast_2d(p), np.atleast_2d(g)
         out = np.empty_like(p2)
@@ -1045,7 +1045,7 @@ wrong(5, NG, (), "returns the flattened gradient", """
             g.append((f(x + e) - f(x - e)) / (2 * step))
         return np.array(g)
 """)
-wrong(5, NG, "gc-step-mismatch", "perturbs by a scaled step, divides by the unscaled one", """
+wrong(5, NG, "gc-explicit-step-changed", "perturbs by a scaled step, divides by the unscaled one", """
     def numerical_gradient(f, x, h=None):
         x = np.array(x, dtype=float)
         h0 = h if h is not None else 6e-6
@@ -1054,6 +1054,20 @@ wrong(5, NG, "gc-step-mismatch", "perturbs by a scaled step, divides by the unsc
             e = np.zeros_like(x)
             e[i] = h0 * max(1.0, abs(x[i]))
             g[i] = (f(x + e) - f(x - e)) / (2 * h0)
+        return g
+""")
+wrong(5, NG, "gc-step-mismatch", "its own step scaled, divided by the unscaled one", """
+    def numerical_gradient(f, x, h=None):
+        x = np.array(x, dtype=float)
+        g = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            e = np.zeros_like(x)
+            if h is None:
+                e[i] = 6e-6 * max(1.0, abs(x[i]))
+                g[i] = (f(x + e) - f(x - e)) / (2 * 6e-6)
+            else:
+                e[i] = h
+                g[i] = (f(x + e) - f(x - e)) / (2 * h)
         return g
 """)
 wrong(5, NG, "gc-explicit-step-changed", "scales the h it is given", """
