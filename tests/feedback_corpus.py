@@ -4,7 +4,8 @@ An :class:`~corpus_answers.Answer` replaces one answer cell of an exercise noteb
 answers stay the model solution). :func:`run` executes the notebook's locked imports and answer
 cells in one namespace, in-process, then every test cell that depends on the replaced function,
 statement by statement, with the visible and the hidden parts recorded apart (so a hidden test is
-run even when a visible one failed before it). :func:`classify` sorts the outcome:
+run even when a visible one failed before it); a wrong answer stops at its first visible failure,
+the feedback it gets. :func:`classify` sorts the outcome:
 
 - ``named``: a wrong answer whose first failing visible test names one of the expected mistakes;
 - ``generic``: a wrong answer failing without a name (expected for answers listed without a key);
@@ -58,7 +59,9 @@ def _meta(cell) -> dict:
 def _cells(path: Path) -> tuple:
     nb = json.loads(path.read_text(encoding="utf-8"))
     return tuple(
-        (c["cell_type"], _meta(c), "".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"
+        (c["cell_type"], _meta(c), "".join(c["source"]))
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
     )
 
 
@@ -112,7 +115,11 @@ def run(answer, source: Path = SOURCE) -> Outcome:
                 grew = True
     ns: dict = {"__name__": "__corpus__"}
     out = Outcome()
-    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        np.errstate(all="ignore"),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         for _kind, m, src in cells:
             gid = m.get("grade_id", "")
@@ -129,6 +136,10 @@ def run(answer, source: Path = SOURCE) -> Outcome:
                     where = out.hidden if hidden else out.visible
                     if err and gid not in where:
                         where[gid] = err
+                    if out.visible and not answer.correct:
+                        break  # the first visible failure is the feedback; nothing after counts
+                if out.visible and not answer.correct:
+                    break
             elif gid not in DEMOS:
                 _exec(src, ns)
     return out
@@ -181,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {kind:38s} {counts[kind]}")
     for a, kind, outcome in rows:
         if args.verbose or kind not in ("named", "ok", "generic" if not a.keys else "-"):
-            first = next(iter(outcome.visible.values()), "") or next(iter(outcome.hidden.values()), "")
+            first = next(iter(outcome.visible.values()), "") or next(
+                iter(outcome.hidden.values()), ""
+            )
             print(f"\n[{kind}] {a.assignment}/{a.cell}: {a.note} (expected {a.keys or 'generic'})")
             print("   " + first[:600].replace("\n", "\n   "))
     return 0
