@@ -19,6 +19,7 @@ prove current; if they are ever committed, ``test_committed_release_is_current``
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -434,14 +435,18 @@ def test_hidden_tests_use_the_rules_of_a_visible_check(name):
 
     tests = [c for c in read(source_notebook(name)).cells if is_test_cell(c)]
     visible = {n for c in tests for n in re.findall(r"\b(check_\w+)\(", _visible(c.source))}
+    calls = 0
     for c in tests:
         gid = meta(c)["grade_id"]
         assert "allow=" not in c.source, f"{name}: {gid} has an allow= list of its own"
-        for call in re.findall(r"check_matches\((?:[^()]|\([^()]*\))*\)", c.source, flags=re.DOTALL):
-            rules = re.findall(r'check="(\w+)"', call)
-            assert rules, f"{name}: {gid}: check_matches without check=: {call[:80]}"
-            assert rules[0] in ALLOWED, f"{name}: {gid}: check={rules[0]!r} is not a check"
-            assert rules[0] in visible, f"{name}: {gid}: {rules[0]} is not a visible test here"
+        for node in ast.walk(ast.parse(c.source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "check_matches":
+                calls += 1
+                rules = [k.value.value for k in node.keywords if k.arg == "check"]
+                assert rules, f"{name}: {gid}: check_matches without check= (line {node.lineno})"
+                assert rules[0] in ALLOWED, f"{name}: {gid}: check={rules[0]!r} is not a check"
+                assert rules[0] in visible, f"{name}: {gid}: {rules[0]} is not a visible test here"
+    assert calls, f"{name}: no check_matches call found (did the parse miss them?)"
     assert visible - {"check_matches"} <= set(ALLOWED), sorted(visible - set(ALLOWED))
 
 
