@@ -29,6 +29,7 @@ class Answer:
     keys: tuple[str, ...] = ()
     note: str = ""
     correct: bool = False
+    undecidable: bool = False  # its first failing test cannot tell the mistake from another one
 
 
 WRONG: list[Answer] = []
@@ -38,9 +39,11 @@ CORRECT: list[Answer] = []
 # fmt: off
 
 
-def wrong(ex: int, cell: str, keys, note: str, source: str) -> None:
+def wrong(ex: int, cell: str, keys, note: str, source: str, undecidable: bool = False) -> None:
     keys = (keys,) if isinstance(keys, str) else tuple(keys)
-    WRONG.append(Answer(EX[ex], cell, textwrap.dedent(source).strip() + "\n", keys, note))
+    WRONG.append(
+        Answer(EX[ex], cell, textwrap.dedent(source).strip() + "\n", keys, note, False, undecidable)
+    )
 
 
 def right(ex: int, cell: str, note: str, source: str) -> None:
@@ -838,10 +841,10 @@ wrong(4, CG, "ce-missing-mean", "no 1/N", """
     def cross_entropy_grad(z, y):
         return softmax(z) * y.sum(axis=-1, keepdims=True) - y
 """)
-wrong(4, CG, (), "divides by N * n (on one row the one-hot test cannot tell it from 1/n)", """
+wrong(4, CG, "ce-mean-over-all", "divides by N * n (one row: the one-hot test cannot tell it from 1/n)", """
     def cross_entropy_grad(z, y):
         return (softmax(z) * y.sum(axis=-1, keepdims=True) - y) / z.size
-""")
+""", undecidable=True)
 wrong(4, CG, "ce-p-minus-y-unnormalised", "p - y for every target", """
     def cross_entropy_grad(z, y):
         return (softmax(z) - y) / z.shape[0]
@@ -879,10 +882,10 @@ wrong(4, CG, "softmax-overflow", "its own naive softmax", """
         p = e / e.sum(axis=-1, keepdims=True)
         return (p * y.sum(axis=-1, keepdims=True) - y) / z.shape[0]
 """)
-wrong(4, CG, (), "divides by n (on one row the one-hot test cannot tell it from 1/(N n))", """
+wrong(4, CG, "ce-mean-over-classes", "divides by n (one row: the one-hot test cannot tell it from 1/(N n))", """
     def cross_entropy_grad(z, y):
         return (softmax(z) * y.sum(axis=-1, keepdims=True) - y) / z.shape[1]
-""")
+""", undecidable=True)
 wrong(4, CG, "ce-precedence", "p - y / N", """
     def cross_entropy_grad(z, y):
         N = z.shape[0]

@@ -6,14 +6,17 @@ directions, lists for tuples...), each put into its exercise notebook and run th
 notebook's own visible and hidden test cells, in-process (one run for the whole module):
 
 - no wrong answer passes the visible tests (the hidden ones are for other inputs, not other rules);
-- no wrong answer is given a mistake it does not make; every answer listed with a mistake gets it;
+- no wrong answer is given a mistake it does not make; every answer listed with a mistake gets it
+  (but for two whose first failing test cannot tell their mistake from another: one row, where
+  1/n and 1/(N n) agree, so they get the generic report, which says "exactly 1/3 times");
 - every correct answer passes every visible and hidden test;
 - every catalogued mistake is named for some answer, and every "Read:" line points to the
   exercise's own chapter.
 
-Before this corpus's fixes (issue 15) the same answers gave 74 named, 61 generic, 10 wrong
+Before this corpus's fixes (issue 15) the same answers gave 73 named, 62 generic, 11 wrong
 diagnoses, 44 wrong answers passing the visible tests (16 of them caught only by hidden ones)
-and 4 correct answers rejected.
+and 4 correct answers rejected; now 166 named, 24 generic (22 with no catalogued mistake, the
+2 undecidable ones), and none of the other three.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def test_every_answer_with_a_catalogued_mistake_gets_its_name(results):
     unnamed = [
         f"{_where(a)}: expected {a.keys}\n{_first(o)[:400]}"
         for a, o in results
-        if a.keys and classify(a, o) != "named"
+        if a.keys and classify(a, o) != "named" and not a.undecidable
     ]
     assert not unnamed, "answers whose mistake was not named:\n" + "\n".join(unnamed)
 
