@@ -1349,21 +1349,6 @@ def _run_probes(
         raise CheckFailed(_message(spec, probe, got, bad, keys, run.warnings, parts))
     return Passed(spec.name, len(probes))
 
-#: The softgrad functions a student's answer may call, per check: the one list the check itself
-#: uses and the grader uses to decide what the grading kernel keeps of softgrad
-#: (:mod:`softgrad.grading.confine`). A check not listed allows none.
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "check_softmax": (),
-    "check_log_softmax": (),
-    "check_softmax_jacobian": _ALLOW_SOFTMAX,
-    "check_log_softmax_jacobian": ("softmax", "logsumexp"),
-    "check_softmax_vjp": (),
-    "check_cross_entropy_grad": _ALLOW_SOFTMAX,
-    "check_numerical_gradient": _ALLOW_SOFTMAX,
-    "check_loss_and_grad": _ALLOW_SOFTMAX,
-    "check_training": _ALLOW_SOFTMAX,
-}
-
 
 def _ref():
     import softgrad  # imported late: softgrad's numerics are the reference

@@ -102,7 +102,8 @@ def enabled_names(released, test_sources: Iterable[str]) -> frozenset[str]:
 
     Those the notebook's locked cells use (:func:`.audit.allowed_softgrad_names`), and those
     that a check its test cells call allows a student's answer to use (the check's ``allow``
-    list, :data:`softgrad.checks.ALLOWED`, or an ``allow=`` given in the test cell).
+    list, :data:`softgrad.checks.ALLOWED`, also for ``check_matches(..., check="check_x")``, or an
+    ``allow=`` given in the test cell).
     """
     from .. import checks
     from . import audit
@@ -120,7 +121,9 @@ def enabled_names(released, test_sources: Iterable[str]) -> frozenset[str]:
             called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
             names.update(checks.ALLOWED.get(called, ()))
             for kw in node.keywords:
-                if kw.arg == "allow":
+                if kw.arg == "check" and isinstance(kw.value, ast.Constant):
+                    names.update(checks.ALLOWED.get(str(kw.value.value), ()))
+                elif kw.arg == "allow":
                     try:
                         names.update(str(n) for n in ast.literal_eval(kw.value))
                     except (ValueError, TypeError, SyntaxError):
