@@ -26,6 +26,9 @@ file:// URL with every network request routed to nowhere:
   that local copy, never from a CDN) reports no violation of impact "serious" or "critical";
 - a screenshot of the whole page is saved under `_build/screenshots/<width>px/`.
 
+`test_cheat_sheet_prints_on_two_a4_sides` prints the gradient cheat sheet with Chromium's
+print-to-PDF (DevTools `Page.printToPDF`, the page size of the print CSS) and counts two A4 pages.
+
 Needs Debian's Chromium (`apt-get install chromium chromium-driver`). Without it the test is skipped
 with that message, except under `CI=true`, where a missing browser is a failure.
 The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
@@ -475,3 +478,44 @@ def test_page_layout(driver, page, width):
             + "\n    ".join(v["nodes"])
         )
     assert not problems, f"{page} at {width} px:\n  " + "\n  ".join(problems)
+
+
+# --------------------------------------------------------------------------- the cheat sheet
+
+CHEAT_SHEET = "chapters/cheat_sheet"
+A4_POINTS = (595.28, 841.89)  # 210 x 297 mm
+
+
+def test_cheat_sheet_prints_on_two_a4_sides(driver):
+    """Chromium's print-to-PDF of the cheat sheet (the print CSS's own page size): two A4 pages.
+
+    The page count is read from the PDF itself (its page objects and the page tree's /Count), and
+    every page's /MediaBox must be A4, so a print that silently fell back to Letter also fails.
+    """
+    import base64
+    import re
+
+    if CHEAT_SHEET not in PAGES:
+        pytest.fail(f"{CHEAT_SHEET} is not in _toc.yml")
+    _open(driver, CHEAT_SHEET, 1280)
+    pdf = base64.b64decode(
+        driver.execute_cdp_cmd(
+            "Page.printToPDF",
+            {"preferCSSPageSize": True, "displayHeaderFooter": False, "printBackground": True},
+        )["data"]
+    )
+    pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+    counts = {int(c) for c in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", pdf)}
+    counts |= {int(c) for c in re.findall(rb"/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", pdf)}
+    boxes = [
+        tuple(float(v) for v in box.split()[2:4])
+        for box in re.findall(rb"/MediaBox\s*\[([^\]]*)\]", pdf)
+    ]
+    (SCREENSHOT_DIR / "cheat_sheet.pdf").write_bytes(pdf)
+    assert pages == 2, f"the cheat sheet prints on {pages} A4 pages, not 2 (page tree: {counts})"
+    assert counts <= {2}, f"the PDF's page tree counts {counts} pages"
+    assert boxes, "no /MediaBox in the printed PDF"
+    for w, h in boxes:
+        assert abs(w - A4_POINTS[0]) < 1.5 and abs(h - A4_POINTS[1]) < 1.5, (
+            f"a printed page is {w:.1f} x {h:.1f} pt, not A4 (the print CSS's page size was ignored)"
+        )
