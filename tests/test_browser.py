@@ -26,6 +26,9 @@ file:// URL with every network request routed to nowhere:
   that local copy, never from a CDN) reports no violation of impact "serious" or "critical";
 - a screenshot of the whole page is saved under `_build/screenshots/<width>px/`.
 
+`test_quiz_answers_without_kernel_or_network` answers chapter 1's quiz: a wrong choice shows its own
+explanation, the right one is marked correct, a typed number gets its feedback.
+
 `test_cheat_sheet_prints_on_two_a4_sides` prints the gradient cheat sheet with Chromium's
 print-to-PDF (DevTools `Page.printToPDF`, the page size of the print CSS) and counts two A4 pages.
 
@@ -516,6 +519,79 @@ def test_cheat_sheet_prints_on_two_a4_sides(driver):
     assert counts <= {2}, f"the PDF's page tree counts {counts} pages"
     assert boxes, "no /MediaBox in the printed PDF"
     for w, h in boxes:
-        assert abs(w - A4_POINTS[0]) < 1.5 and abs(h - A4_POINTS[1]) < 1.5, (
-            f"a printed page is {w:.1f} x {h:.1f} pt, not A4 (the print CSS's page size was ignored)"
+        not_a4 = (
+            f"a printed page is {w:.1f} x {h:.1f} pt, not A4 (the print CSS's size was ignored)"
         )
+        assert abs(w - A4_POINTS[0]) < 1.5, not_a4
+        assert abs(h - A4_POINTS[1]) < 1.5, not_a4
+
+
+# --------------------------------------------------------------------------- self-test quizzes
+
+QUIZ_PAGE = "chapters/01_softmax"
+
+
+def test_quiz_answers_without_kernel_or_network(driver):
+    """Chapter 1's quiz is drawn from its data and explains a wrong, then a right, answer.
+
+    The page is opened offline (see the driver fixture). Every question of the quiz's JSON is drawn;
+    clicking a wrong choice shows that choice's own explanation, marked incorrect; clicking the right
+    one marks it correct; a numeric answer typed with Enter gets the explanation written for it.
+    """
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(driver, QUIZ_PAGE, 1280)
+    data = driver.find_elements(By.CSS_SELECTOR, 'script.sg-quiz[type="application/json"]')
+    assert data, f"{QUIZ_PAGE}: no quiz data on the page"
+    questions = json.loads(data[0].get_attribute("textContent"))
+    box = driver.find_element(By.ID, data[0].get_attribute("data-for"))
+    for _ in range(50):
+        wraps = box.find_elements(By.CSS_SELECTOR, ".Quiz")
+        if len(wraps) == len(questions):
+            break
+        time.sleep(0.1)
+    assert len(wraps) == len(questions), (
+        f"{len(wraps)} of {len(questions)} questions drawn: did _static/jupyterquiz.js or "
+        "_static/softgrad-quiz.js not run?"
+    )
+
+    def feedback_of(wrap):
+        fb = wrap.find_element(By.CSS_SELECTOR, ".Feedback")
+        return fb, " ".join(fb.text.split())
+
+    def prefix(text):  # the explanation's words before its first formula, as the page shows them
+        return " ".join(text.split("$")[0].split())
+
+    mc = [(w, q) for w, q in zip(wraps, questions, strict=True) if q["type"] == "multiple_choice"]
+    assert mc, "the quiz has no multiple-choice question"
+    wrap, q = mc[0]
+    labels = wrap.find_elements(By.CSS_SELECTOR, "label.MCButton")
+    wrong = next(lab for lab in labels if lab.get_attribute("data-correct") == "false")
+    right = next(lab for lab in labels if lab.get_attribute("data-correct") == "true")
+    explanation = wrong.get_attribute("data-feedback")
+    assert explanation in [a["feedback"] for a in q["answers"] if not a["correct"]]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", wrong)
+    wrong.click()
+    fb, shown = feedback_of(wrap)
+    assert fb.is_displayed(), "a wrong answer showed no explanation"
+    assert prefix(explanation) in shown, f"a wrong answer showed {shown!r}, not {explanation!r}"
+    assert "incorrect" in fb.get_attribute("class")
+    right.click()
+    fb, shown = feedback_of(wrap)
+    assert "correct" in fb.get_attribute("class").split(), f"the right answer showed {shown!r}"
+    assert prefix(right.get_attribute("data-feedback")) in shown
+
+    numeric = [(w, q) for w, q in zip(wraps, questions, strict=True) if q["type"] == "numeric"]
+    assert numeric, "chapter 1's quiz has no numeric question"
+    wrap, q = numeric[0]
+    value = next(a for a in q["answers"] if a.get("correct"))
+    field = wrap.find_element(By.CSS_SELECTOR, "input.Input-text")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
+    field.click()
+    field.send_keys(str(value["value"]), Keys.ENTER)
+    fb, shown = feedback_of(wrap)
+    assert "correct" in fb.get_attribute("class").split(), f"typing {value['value']}: {shown!r}"
+    assert prefix(value["feedback"]) in shown, f"typing {value['value']} showed {shown!r}"
