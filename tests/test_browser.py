@@ -29,6 +29,9 @@ file:// URL with every network request routed to nowhere:
 `test_quiz_answers_without_kernel_or_network` answers chapter 1's quiz: a wrong choice shows its own
 explanation, the right one is marked correct, a typed number gets its feedback.
 
+`test_explorer_redraws_what_softgrad_computes` moves the sliders of chapter 4's interactive figure with
+the keyboard and compares every drawn value (p, the Jacobian, the gradient, the loss) with softgrad's.
+
 `test_cheat_sheet_prints_on_two_a4_sides` prints the gradient cheat sheet with Chromium's
 print-to-PDF (DevTools `Page.printToPDF`, the page size of the print CSS) and counts two A4 pages.
 
@@ -595,3 +598,103 @@ def test_quiz_answers_without_kernel_or_network(driver):
     fb, shown = feedback_of(wrap)
     assert "correct" in fb.get_attribute("class").split(), f"typing {value['value']}: {shown!r}"
     assert prefix(value["feedback"]) in shown, f"typing {value['value']} showed {shown!r}"
+
+
+# --------------------------------------------------------------------------- the figure that moves
+
+EXPLORER_PAGE = "chapters/04_cross_entropy"
+
+
+def _explorer_state(driver, root):
+    """The figure's inputs as its controls hold them, and every value it drew (data-value)."""
+    return driver.execute_script(
+        """
+        const root = arguments[0];
+        const num = (sel) => Array.from(root.querySelectorAll(sel)).map((e) => Number(e.dataset.value));
+        const ranges = Array.from(root.querySelectorAll('input[type=range]'));
+        const jac = Array.from(root.querySelectorAll('rect.sg-jacobian'))
+          .map((e) => [Number(e.dataset.row), Number(e.dataset.col), Number(e.dataset.value)]);
+        return {
+          z: ranges.filter((r) => /-z\\d+$/.test(r.id)).map((r) => Number(r.value)),
+          T: Number(root.querySelector('input[id$="-T"]').value),
+          eps: Number(root.querySelector('input[id$="-eps"]').value),
+          c: Number(root.querySelector('select').value),
+          p: num('rect.sg-p'), y: num('rect.sg-target'), grad: num('rect.sg-grad'), jac: jac,
+          loss: Number(root.querySelector('output.sg-loss').dataset.value),
+        };
+        """,
+        root,
+    )
+
+
+def _softgrad_values(state):
+    import numpy as np
+
+    import softgrad as sg
+
+    z, T, eps, c = np.array(state["z"]), state["T"], state["eps"], state["c"]
+    n = len(z)
+    return {
+        "p": sg.softmax(z, temperature=T),
+        "y": (1 - eps) * np.eye(n)[c] + eps / n,
+        "jac": sg.softmax_jacobian(z / T) / T,
+        "grad": sg.cross_entropy_grad(z / T, c, label_smoothing=eps) / T,
+        "loss": sg.cross_entropy(z / T, c, label_smoothing=eps),
+    }
+
+
+def _assert_drawn_is_softgrad(state):
+    import numpy as np
+
+    want = _softgrad_values(state)
+    n = len(state["z"])
+    jac = np.full((n, n), np.nan)
+    for i, j, v in state["jac"]:
+        jac[int(i), int(j)] = v
+    for key in ("p", "y", "grad"):
+        np.testing.assert_allclose(state[key], want[key], rtol=1e-12, atol=1e-15, err_msg=key)
+    np.testing.assert_allclose(jac, want["jac"], rtol=1e-12, atol=1e-15, err_msg="Jacobian")
+    np.testing.assert_allclose(state["loss"], want["loss"], rtol=1e-12, err_msg="loss")
+
+
+def test_explorer_redraws_what_softgrad_computes(driver):
+    """Move the figure's sliders with the keyboard; the drawn p, Jacobian, gradient and loss are
+    softgrad's for the new inputs (and differ from the values drawn before)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    _open(driver, EXPLORER_PAGE, 1280)
+    roots = driver.find_elements(By.CSS_SELECTOR, ".sg-explorer[data-logits]")
+    assert roots, f"{EXPLORER_PAGE}: no interactive figure"
+    root = roots[0]
+    for _ in range(50):
+        if root.find_elements(By.CSS_SELECTOR, "rect.sg-p"):
+            break
+        time.sleep(0.1)
+    before = _explorer_state(driver, root)
+    assert len(before["p"]) == len(before["z"]) == 4, f"the figure drew {before['p']}"
+    _assert_drawn_is_softgrad(before)
+
+    def press(input_id_suffix, key, times):
+        slider = root.find_element(By.CSS_SELECTOR, f'input[id$="{input_id_suffix}"]')
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+        slider.click()
+        slider.send_keys(*([key] * times))
+
+    press("-z2", Keys.ARROW_RIGHT, 25)  # the target's logit up by 2.5
+    press("-z0", Keys.ARROW_LEFT, 7)
+    press("-T", Keys.ARROW_RIGHT, 13)  # the temperature up by 0.65
+    press("-eps", Keys.ARROW_RIGHT, 12)  # smoothing 0.12
+    after = _explorer_state(driver, root)
+    assert after["eps"] > 0, f"the smoothing slider did not move: {after}"
+    assert after["T"] != before["T"], f"the temperature slider did not move: {after}"
+    assert after["z"] != before["z"]
+    assert after["p"] != before["p"], "moving the sliders did not redraw the figure"
+    _assert_drawn_is_softgrad(after)
+
+    Select(root.find_element(By.CSS_SELECTOR, "select")).select_by_value("0")
+    changed = _explorer_state(driver, root)
+    assert changed["c"] == 0
+    assert changed["grad"] != after["grad"]
+    _assert_drawn_is_softgrad(changed)
