@@ -677,6 +677,21 @@ def _message(name, probe, got, bad, keys, section, caught) -> str:
 #: softgrad functions a student may call where the exercise is about something else
 _ALLOW_SOFTMAX = ("softmax", "log_softmax", "logsumexp")
 
+#: The softgrad functions a student's answer may call, per check: the one list the check itself
+#: uses and the grader uses to decide what the grading kernel keeps of softgrad
+#: (:mod:`softgrad.grading.confine`). A check not listed allows none.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "check_softmax": (),
+    "check_log_softmax": (),
+    "check_softmax_jacobian": _ALLOW_SOFTMAX,
+    "check_log_softmax_jacobian": ("softmax", "logsumexp"),
+    "check_softmax_vjp": (),
+    "check_cross_entropy_grad": _ALLOW_SOFTMAX,
+    "check_numerical_gradient": _ALLOW_SOFTMAX,
+    "check_loss_and_grad": _ALLOW_SOFTMAX,
+    "check_training": _ALLOW_SOFTMAX,
+}
+
 
 def _ref():
     import softgrad  # imported late: softgrad's numerics are the reference

@@ -42,6 +42,8 @@ _KINDS = frozenset("biufc")
 _DEPTH = 16
 
 from ..checks import ACTIVE_CALL as ACTIVE  # (run, allow, measure) while a check calls
+from ..checks import MISTAKES
+from .confine import MARK
 
 
 class Opaque:
@@ -56,6 +58,11 @@ class Opaque:
 
 class RemoteError(Exception):
     """The student's function raised an exception of a type that is not a plain builtin."""
+
+
+class ReferenceCall(Exception):
+    """The student's function called one of softgrad's implementations that its kernel lost
+    (:mod:`.confine`): the answer is softgrad's, not the student's."""
 
 
 class KernelGone(Exception):
@@ -229,9 +236,14 @@ def __softgrad_server():
             return callback
         return None
 
+    snapshots = {}
+
     def call(request):
         req = json.loads(request)
-        ns = get_ipython().user_ns
+        if "snapshot" in req:  # the names as they are at a test cell's place in the notebook
+            snapshots[str(req["snapshot"])] = dict(get_ipython().user_ns)
+            return json.dumps({"snapshot": req["snapshot"]})
+        ns = snapshots.get(str(req.get("snap")), get_ipython().user_ns)
         out = {"refs": [], "warnings": [], "peak": 0, "mutated": []}
         if req.get("describe"):
             found = {}
@@ -302,6 +314,7 @@ class Channel:
     interrupt: object  # () -> None
     deadline: float = float("inf")
     calls: int = 0
+    snap: int | None = None  # the snapshot of the student's names that calls resolve in
     callbacks: dict = field(default_factory=dict)
 
     def request(self, payload: dict) -> dict:
@@ -390,6 +403,7 @@ class Channel:
             return len(self.callbacks) - 1
 
         payload = {
+            "snap": self.snap,
             "name": name,
             "args": encode(list(args), register),
             "kwargs": encode(list(kwargs.items()), register) if kwargs else None,
@@ -410,13 +424,26 @@ class Channel:
                     np.copyto(args[i], decode(value))
         if "error" in reply:
             ename, evalue = reply["error"]
+            if MARK in str(evalue):  # the student's function called a switched-off reference
+                called = str(evalue).split(MARK, 1)[1].split()[0]
+                if active is not None:
+                    active[0].reference_calls.add(called)
+                raise ReferenceCall(
+                    MISTAKES["reference-call"].describe() + f"\nCalled: {called}"
+                )
             raise _BUILTIN_ERRORS.get(ename, RemoteError)(
                 evalue if ename in _BUILTIN_ERRORS else f"{ename}: {evalue}"
             )
         return decode(reply["value"])
 
+    def snapshot(self, key: int) -> None:
+        """Keep the student's names as they are now, for the test cell ``key`` (see :attr:`snap`)."""
+        reply = self.request({"snapshot": key})
+        if reply.get("snapshot") != key:
+            raise KernelGone("the kernel did not keep the names for a test cell")
+
     def describe(self, names: list[str]) -> dict:
-        reply = self.request({"describe": names})
+        reply = self.request({"describe": names, "snap": self.snap})
         if "error" in reply:
             return {}
         return reply.get("found", {})

@@ -13,6 +13,7 @@ children together), and replaces itself, with an environment cleared to ``PATH``
       bwrap --unshare-user --disable-userns --cap-drop ALL --unshare-net --unshare-pid
             --unshare-ipc --unshare-uts --new-session --die-with-parent
             --size 128M --tmpfs /  (then read-only binds of /usr, /etc, the Python prefix and the softgrad package)
+            --bind <the kernel's private copy of softgrad> <the softgrad package>  (see :mod:`.confine`)
             --proc /proc, with /proc remounted read-only
             --tmpfs <every hidden path that a bind would otherwise expose>
             --bind <runtime dir> --bind <the kernel's own folder>  (the only writable places)
@@ -110,7 +111,9 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def bwrap_args(policy: Policy, writable: list[str], *, as_root: bool) -> list[str]:
+def bwrap_args(
+    policy: Policy, writable: list[str], *, as_root: bool, package: str | None = None
+) -> list[str]:
     """The bwrap command line (without the command to run inside).
 
     ``as_root`` is whether bwrap itself starts with root's privileges (a root grader that does
@@ -177,7 +180,35 @@ def bwrap_args(policy: Policy, writable: list[str], *, as_root: bool) -> list[st
     for w in writable:
         mkdirs(w)
         args += ["--bind", w, w]
+    if package is not None:  # the kernel's own copy of softgrad, over the installed package
+        args += ["--bind", package, str(package_dir())]
     return args
+
+
+def package_dir() -> Path:
+    """The softgrad package the grader runs (the folder of its ``__init__.py``)."""
+    import softgrad
+
+    return Path(softgrad.__file__).resolve().parent
+
+
+def private_package(cwd: str, uid: int) -> str:
+    """A copy of softgrad's ``.py`` files next to the kernel's folder ``cwd``, owned by ``uid``.
+
+    The kernel sees it in place of the installed package and deletes its numeric modules once
+    it has imported them (:mod:`.confine`); the marker file tells it that it may.
+    """
+    dest = cwd.rstrip("/") + ".softgrad"
+    shutil.copytree(
+        package_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "grading")
+    )
+    Path(dest, ".softgrad-kernel-copy").write_text("a private copy; the kernel may delete it\n")
+    if os.geteuid() == 0:
+        for root, dirs, names in os.walk(dest):
+            for name in [*dirs, *names]:
+                os.chown(os.path.join(root, name), uid, uid)
+        give(dest, uid)
+    return dest
 
 
 #: the environment of the kernel, and nothing else of the grader's
@@ -199,10 +230,19 @@ KERNEL_ENV = {
 }
 
 
-def command(policy: Policy, inner: list[str], writable: list[str], cwd: str, files=()) -> list[str]:
+def command(
+    policy: Policy,
+    inner: list[str],
+    writable: list[str],
+    cwd: str,
+    files=(),
+    package: str | None = None,
+) -> list[str]:
     """Full argv: prlimit, then setpriv (to :attr:`Policy.uid`), then bwrap, then ``inner``.
 
     ``files`` are ``(fd, path)`` pairs: bwrap copies each open file into the sandbox at ``path``.
+    ``package`` is a private copy of softgrad (:func:`private_package`) bound over the installed
+    one.
     """
     limits = [
         f"--as={policy.memory}",
@@ -213,7 +253,7 @@ def command(policy: Policy, inner: list[str], writable: list[str], cwd: str, fil
     ]
     env = {**KERNEL_ENV, "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"}
     as_root = os.geteuid() == 0
-    args = bwrap_args(policy, writable, as_root=as_root)
+    args = bwrap_args(policy, writable, as_root=as_root, package=package)
     drop = []
     if as_root:  # never a root kernel: a root grader always drops to an unprivileged uid
         uid = policy.uid if policy.uid > 0 else SANDBOX_UID
@@ -435,7 +475,10 @@ def main(argv: list[str]) -> None:
     for path in policy.cgroups:  # fail closed: no kernel outside its limits
         with open(os.path.join(path, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
-    argv_full = command(policy, inner, sorted({runtime_dir, cwd}), cwd, files=[(fd, private)])
+    package = private_package(cwd, policy.uid)
+    argv_full = command(
+        policy, inner, sorted({runtime_dir, cwd}), cwd, files=[(fd, private)], package=package
+    )
     sys.stdout.flush()
     os.execvpe(argv_full[0], argv_full, _launch_env())
 

@@ -7,6 +7,7 @@ atomically as soon as it is known, so an interrupted run keeps what was graded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import audit, feedback, intake, sandbox
+from . import audit, confine, feedback, intake, sandbox
 from .course import load_config, tools_on_path
 
 # Status values, from worst to best; ``ok`` means nbgrader graded it cleanly.
@@ -44,13 +45,16 @@ def _is_test(cell) -> bool:
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-def _graded_execute_class(kernel_home: Path | None, uid: int):
+def _graded_execute_class(kernel_home: Path | None, uid: int, off: dict[str, list]):
     """nbgrader's Execute, timed, with the test cells run by the grader (:mod:`.remote`).
 
-    The kernel runs every other code cell, in order (the student's and the locked ones); then
-    the grader runs the test cells in its own process, calling the student's functions in the
-    kernel. Each notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by
-    ``uid``, holding a copy of the notebook without its hidden tests, and nothing else).
+    The kernel runs every other code cell (the student's and the locked ones); then the grader
+    runs each test cell in its own process, calling the student's functions in the kernel as they
+    were defined at the test cell's place (a later cell that redefines one changes nothing; a
+    helper they call is looked up when the test runs). Each
+    notebook's kernel starts in ``kernel_home/<notebook>`` (made here, owned by ``uid``,
+    holding a copy of the notebook without its hidden tests, and nothing else), and loses
+    softgrad's implementations ``off[<notebook>]`` (:mod:`.confine`) before the first cell.
     """
     import nbformat
     from nbclient.exceptions import DeadKernelError
@@ -84,57 +88,84 @@ def _graded_execute_class(kernel_home: Path | None, uid: int):
                 with self.setup_kernel():
                     info = self.wait_for_reply(self.kc.kernel_info())
                     self.nb.metadata["language_info"] = info["content"]["language_info"]
-                    self.wait_for_reply(
-                        self.kc.execute(remote.SERVER, silent=True, store_history=False)
-                    )
-                    tests = []
-                    for index, cell in enumerate(self.nb.cells):
-                        if _is_test(cell):
-                            tests.append(cell)
-                        else:
-                            self.preprocess_cell(cell, resources, index)
+                    self.setup_server(key)
+                    with self.test_runner() as (snapshot, run_test):
+                        tests = []
+                        for index, cell in enumerate(self.nb.cells):
+                            if _is_test(cell):
+                                snapshot(index)
+                                tests.append((index, cell))
+                            else:
+                                self.preprocess_cell(cell, resources, index)
+                        # after every other cell: nothing the student's code keeps from a
+                        # hidden test's call can be printed by a later cell
+                        for index, cell in tests:
+                            run_test(index, cell)
                     entry["cells"] = time.monotonic()
-                    self.run_tests(tests)
             finally:
                 entry["end"] = time.monotonic()
             self.set_widgets_metadata()
             return self.nb, self.resources
 
-        def run_tests(self, tests) -> None:
+        def setup_server(self, key: str) -> None:
+            """The kernel's side of :mod:`.remote`, then the confinement; fail closed."""
+            code = remote.SERVER + confine.kernel_code(
+                off.get(key, confine.switched_off(set())), delete=kernel_home is not None
+            )
+            reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+            content = (reply or {}).get("content", {})
+            if content.get("status") != "ok":
+                raise RuntimeError(
+                    "the grading kernel could not be prepared: "
+                    f"{content.get('ename')}: {content.get('evalue')}"
+                )
+
+        @contextlib.contextmanager
+        def test_runner(self):
+            """``(snapshot, run)``: ``snapshot(index)`` keeps the student's names at the test
+            cell ``index``'s place; ``run(index, cell)``, after the last cell, runs that test in
+            the grader against those names and records its outputs."""
             from jupyter_client import BlockingKernelClient
             from jupyter_core.utils import run_sync
 
-            if not tests:
-                return
             kc = BlockingKernelClient()
             kc.load_connection_info(self.km.get_connection_info())
             kc.start_channels()
-            try:
-                channel = remote.Channel(
-                    kc,
-                    is_alive=lambda: run_sync(self.km.is_alive)(),
-                    interrupt=lambda: run_sync(self.km.interrupt_kernel)(),
-                )
-                setup = [
-                    feedback._src(c)
-                    for c in self.nb.cells
-                    if c.get("cell_type") == "code"
-                    and audit.nbgrader_meta(c).get("locked")
-                    and not _is_test(c)
-                    and not audit.nbgrader_meta(c).get("solution")
-                ]
-                runner = remote.CellRunner(channel, setup, float(self.timeout or 30))
+            channel = remote.Channel(
+                kc,
+                is_alive=lambda: run_sync(self.km.is_alive)(),
+                interrupt=lambda: run_sync(self.km.interrupt_kernel)(),
+            )
+            setup = [
+                feedback._src(c)
+                for c in self.nb.cells
+                if c.get("cell_type") == "code"
+                and audit.nbgrader_meta(c).get("locked")
+                and not _is_test(c)
+                and not audit.nbgrader_meta(c).get("solution")
+            ]
+            runner = remote.CellRunner(channel, setup, float(self.timeout or 30))
+
+            def snapshot(index: int) -> None:
+                try:
+                    channel.snapshot(index)
+                except remote.KernelGone as exc:
+                    raise DeadKernelError("Kernel died before a test cell") from exc
+
+            def run(index: int, cell) -> None:
                 count = max((c.get("execution_count") or 0 for c in self.nb.cells), default=0)
-                for cell in tests:
-                    count += 1
-                    try:
-                        outputs = runner.run_cell(feedback._src(cell))
-                    except remote.KernelGone as exc:
-                        if not exc.timed_out:
-                            raise DeadKernelError("Kernel died while running the tests") from exc
-                        outputs = [dict(self.error_on_timeout, output_type="error")]
-                    cell.outputs = [nbformat.from_dict(o) for o in outputs]
-                    cell.execution_count = count
+                channel.snap = index
+                try:
+                    outputs = runner.run_cell(feedback._src(cell))
+                except remote.KernelGone as exc:
+                    if not exc.timed_out:
+                        raise DeadKernelError("Kernel died while running the tests") from exc
+                    outputs = [dict(self.error_on_timeout, output_type="error")]
+                cell.outputs = [nbformat.from_dict(o) for o in outputs]
+                cell.execution_count = count + 1
+
+            try:
+                yield snapshot, run
             finally:
                 kc.stop_channels()
 
@@ -507,6 +538,17 @@ class Job:
         row["manual"] = manual  # the cells that await manual grading (see grade.merge_manual)
         return row
 
+    def confinement(self, a: str) -> dict[str, list]:
+        """What each notebook's kernel loses of softgrad, from the course's own source notebook."""
+        import nbformat
+
+        off = {}
+        for path in sorted((self.course / "source" / a).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            tests = [feedback._src(c) for c in nb.cells if _is_test(c)]
+            off[path.stem] = confine.switched_off(confine.enabled_names(nb, tests))
+        return off
+
     def autograde(self, root: Path, a: str) -> dict:
         from nbgrader.converters import Autograde
         from nbgrader.coursedir import CourseDirectory
@@ -520,7 +562,7 @@ class Job:
         app = Autograde(coursedir=coursedir, config=c)
         app.force = True
         app.create_student = True
-        timed = _graded_execute_class(self.kernel_home, self.policy.uid)
+        timed = _graded_execute_class(self.kernel_home, self.policy.uid, self.confinement(a))
         app.autograde_preprocessors = [
             timed if p.__name__ == "Execute" else p for p in app.autograde_preprocessors
         ]
@@ -639,11 +681,14 @@ def _cell_label(i: int, cell) -> str:
 
 def _output_flags(name: str, nb, memory: int) -> list[str]:
     """Flags for outputs a grader should know about: memory limit hit, output cut short."""
-    mem, cut = [], []
+    mem, cut, ref = [], [], []
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             if out.get("ename") == "MemoryError" or "MemoryError" in str(out.get("evalue", "")):
                 mem.append(_cell_label(i, cell))
+            evalue = str(out.get("evalue", ""))
+            if confine.MARK in evalue or "[reference-call]" in evalue:
+                ref.append(_cell_label(i, cell))
             if out.get("output_type") == "stream" and "... Output truncated ..." in out.get(
                 "text", ""
             ):
@@ -653,6 +698,10 @@ def _output_flags(name: str, nb, memory: int) -> list[str]:
         flags.append(
             f"{name}: MemoryError (memory limit {memory / 2**30:g} GiB) in "
             + ", ".join(dict.fromkeys(mem))
+        )
+    if ref:
+        flags.append(
+            f"{name}: called softgrad's own implementation in " + ", ".join(dict.fromkeys(ref))
         )
     if cut:
         flags.append(
