@@ -37,6 +37,7 @@ ASSIGNMENTS = [
     "ex04_cross_entropy_grad",
     "ex05_gradient_checker",
     "ex06_train_classifier",
+    "ex07_framework_conventions",
 ]
 CHAPTERS = {  # assignment -> the chapter it links to
     "ex01_stable_softmax": "01_softmax.md",
@@ -45,6 +46,7 @@ CHAPTERS = {  # assignment -> the chapter it links to
     "ex04_cross_entropy_grad": "04_cross_entropy.md",
     "ex05_gradient_checker": "05_gradient_checking.md",
     "ex06_train_classifier": "06_putting_it_together.md",
+    "ex07_framework_conventions": "09_frameworks.md",
 }
 GRADE_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$|^[a-z]{4,}$")
 TIMEOUT = 600
@@ -477,6 +479,24 @@ MISTAKE_RUNS = {
             "    return loss, X.T @ dZ, dZ.mean(axis=0)",
         },
         {"test_loss_and_grad": "train-db-double-mean"},
+    ),
+    "ex07_framework_conventions": (
+        {
+            "weighted_loss_impl": "def weighted_cross_entropy(z, labels, weight, ignore_index=-100):\n"
+            "    keep = labels != ignore_index\n    safe = np.where(keep, labels, 0)\n"
+            "    a = weight[safe] * keep\n"
+            "    return -(a * log_softmax(z)[np.arange(len(safe)), safe]).sum() / len(safe)",
+            "weighted_grad_impl": "def weighted_cross_entropy_grad(z, labels, weight, ignore_index=-100):\n"
+            "    keep = labels != ignore_index\n    safe = np.where(keep, labels, 0)\n"
+            "    a = weight[safe] * keep\n    p = softmax(softmax(z))\n"
+            "    g = a[:, None] * (p - np.eye(z.shape[1])[safe])\n"
+            "    return g / a.sum() if a.sum() > 0 else np.zeros_like(g)",
+        },
+        {
+            "test_weighted_loss": "fw-divisor-n",
+            "test_grad_weights": "fw-softmax-twice",
+            "test_grad_all": "fw-softmax-twice",
+        },
     ),
 }
 
