@@ -12,6 +12,9 @@
   line (> 25 characters) of the solution and hidden-test blocks of `exercises/source/`, are searched
   for in every file of `_build/html` (`_sources` and the downloads included).
 
+- every chapter ends with a self-test quiz (jupyterquiz) whose every answer has an explanation, and
+  jupyterquiz's JavaScript is served from `_static` (the pinned package's files), never inline.
+
 The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
 table of contents with SOFTGRAD_BOOK_TOC (default `_toc.yml`).
 """
@@ -524,3 +527,97 @@ def test_no_solution_code_in_book(html_dir):
     assert not leaks, "solution or hidden-test code in the built book:\n  " + "\n  ".join(
         leaks[:30]
     )
+
+
+# --------------------------------------------------------------------------- self-test quizzes
+
+
+def _quizzes(path: Path) -> list[tuple[str, list]]:
+    """(container id, questions) of every jupyterquiz quiz on a built page."""
+    return [
+        (tag["data-for"], json.loads(tag.get_text()))
+        for tag in _soup(path).select('script.sg-quiz[type="application/json"]')
+    ]
+
+
+def _quiz_problems(questions: list) -> list[str]:
+    problems = []
+    for i, q in enumerate(questions, 1):
+        where = f"question {i} ({q.get('question', '')[:50]!r})"
+        answers = q.get("answers", [])
+        if q.get("type") in ("multiple_choice", "many_choice"):
+            if len(answers) < 2:
+                problems.append(f"{where}: fewer than two answers")
+            if not any(a.get("correct") for a in answers):
+                problems.append(f"{where}: no correct answer")
+            problems += [
+                f"{where}: answer {a.get('answer', '')[:40]!r} has no explanation"
+                for a in answers
+                if not str(a.get("feedback", "")).strip()
+            ]
+        elif q.get("type") == "numeric":
+            if not any(a.get("correct") and "value" in a for a in answers):
+                problems.append(f"{where}: no correct value")
+            if not any(a.get("type") == "default" for a in answers):
+                problems.append(f"{where}: no explanation for an unforeseen answer (type default)")
+            problems += [
+                f"{where}: answer {a.get('value', a.get('range', a.get('type')))} has no explanation"
+                for a in answers
+                if not str(a.get("feedback", "")).strip()
+            ]
+        else:
+            problems.append(f"{where}: unknown type {q.get('type')!r}")
+    return problems
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES, ids=[p.split("/")[-1] for p in CHAPTER_PAGES])
+def test_chapter_ends_with_a_quiz(html_dir, page):
+    """A self-test quiz whose every answer explains itself, drawn from the page's own data."""
+    path = html_dir / f"{page}.html"
+    if not path.is_file():
+        pytest.skip(f"{page}.html not built (reported by test_toc_page_is_built)")
+    quizzes = _quizzes(path)
+    assert quizzes, f"{page} has no self-test quiz (a jupyterquiz cell rewritten by softgrad_quiz)"
+    soup = _soup(path)
+    for box_id, questions in quizzes:
+        box = soup.find(id=box_id)
+        assert box is not None, f"{page}: quiz data for #{box_id}, but no element with that id"
+        assert box.has_attr("data-numquestions"), (
+            f"{page}: #{box_id} is not a jupyterquiz container"
+        )
+        assert len(questions) >= 3, f"{page}: a quiz of {len(questions)} questions"
+        problems = _quiz_problems(questions)
+        assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def test_quiz_javascript_is_the_pinned_package(html_dir):
+    """jupyterquiz's JavaScript ships in the site, is the installed package's, and no page inlines it."""
+    from importlib.metadata import version
+    from importlib.resources import files
+
+    shipped = html_dir / "_static" / "jupyterquiz.js"
+    assert shipped.is_file(), "no _static/jupyterquiz.js in the built book"
+    pinned = [
+        line
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.lower().startswith("jupyterquiz==")
+    ]
+    assert pinned == [f"JupyterQuiz=={version('jupyterquiz')}"], (
+        f"constraints.txt pins {pinned}, the environment has {version('jupyterquiz')}"
+    )
+    js_dir = files("jupyterquiz").joinpath("js")
+    for part in sorted(p.name for p in js_dir.iterdir() if p.name.endswith(".js")):
+        assert js_dir.joinpath(part).read_text(encoding="utf-8") in shipped.read_text(
+            encoding="utf-8"
+        ), f"_static/jupyterquiz.js lacks the package's {part}"
+    inline = []
+    for path in _html_files(html_dir):
+        soup = _soup(path)
+        if soup.select("script.sg-quiz"):
+            srcs = [s["src"] for s in soup.find_all("script", src=True)]
+            if not any("jupyterquiz.js" in s for s in srcs):
+                inline.append(f"{path.relative_to(html_dir)}: a quiz, but no jupyterquiz.js script")
+        for tag in soup.find_all("script", src=False):
+            if "show_questions" in tag.get_text() or "var questions" in tag.get_text():
+                inline.append(f"{path.relative_to(html_dir)}: jupyterquiz's code inline")
+    assert not inline, "\n  ".join(inline)

@@ -26,6 +26,15 @@ file:// URL with every network request routed to nowhere:
   that local copy, never from a CDN) reports no violation of impact "serious" or "critical";
 - a screenshot of the whole page is saved under `_build/screenshots/<width>px/`.
 
+`test_quiz_answers_without_kernel_or_network` answers chapter 1's quiz: a wrong choice shows its own
+explanation, the right one is marked correct, a typed number gets its feedback.
+
+`test_explorer_redraws_what_softgrad_computes` moves the sliders of chapter 4's interactive figure with
+the keyboard and compares every drawn value (p, the Jacobian, the gradient, the loss) with softgrad's.
+
+`test_cheat_sheet_prints_on_two_a4_sides` prints the gradient cheat sheet with Chromium's
+print-to-PDF (DevTools `Page.printToPDF`, the page size of the print CSS) and counts two A4 pages.
+
 Needs Debian's Chromium (`apt-get install chromium chromium-driver`). Without it the test is skipped
 with that message, except under `CI=true`, where a missing browser is a failure.
 The book's location can be overridden with SOFTGRAD_BOOK_HTML (default `_build/html`), and the
@@ -475,3 +484,217 @@ def test_page_layout(driver, page, width):
             + "\n    ".join(v["nodes"])
         )
     assert not problems, f"{page} at {width} px:\n  " + "\n  ".join(problems)
+
+
+# --------------------------------------------------------------------------- the cheat sheet
+
+CHEAT_SHEET = "chapters/cheat_sheet"
+A4_POINTS = (595.28, 841.89)  # 210 x 297 mm
+
+
+def test_cheat_sheet_prints_on_two_a4_sides(driver):
+    """Chromium's print-to-PDF of the cheat sheet (the print CSS's own page size): two A4 pages.
+
+    The page count is read from the PDF itself (its page objects and the page tree's /Count), and
+    every page's /MediaBox must be A4, so a print that silently fell back to Letter also fails.
+    """
+    import base64
+    import re
+
+    if CHEAT_SHEET not in PAGES:
+        pytest.fail(f"{CHEAT_SHEET} is not in _toc.yml")
+    _open(driver, CHEAT_SHEET, 1280)
+    pdf = base64.b64decode(
+        driver.execute_cdp_cmd(
+            "Page.printToPDF",
+            {"preferCSSPageSize": True, "displayHeaderFooter": False, "printBackground": True},
+        )["data"]
+    )
+    pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+    counts = {int(c) for c in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", pdf)}
+    counts |= {int(c) for c in re.findall(rb"/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", pdf)}
+    boxes = [
+        tuple(float(v) for v in box.split()[2:4])
+        for box in re.findall(rb"/MediaBox\s*\[([^\]]*)\]", pdf)
+    ]
+    (SCREENSHOT_DIR / "cheat_sheet.pdf").write_bytes(pdf)
+    assert pages == 2, f"the cheat sheet prints on {pages} A4 pages, not 2 (page tree: {counts})"
+    assert counts <= {2}, f"the PDF's page tree counts {counts} pages"
+    assert boxes, "no /MediaBox in the printed PDF"
+    for w, h in boxes:
+        not_a4 = (
+            f"a printed page is {w:.1f} x {h:.1f} pt, not A4 (the print CSS's size was ignored)"
+        )
+        assert abs(w - A4_POINTS[0]) < 1.5, not_a4
+        assert abs(h - A4_POINTS[1]) < 1.5, not_a4
+
+
+# --------------------------------------------------------------------------- self-test quizzes
+
+QUIZ_PAGE = "chapters/01_softmax"
+
+
+def test_quiz_answers_without_kernel_or_network(driver):
+    """Chapter 1's quiz is drawn from its data and explains a wrong, then a right, answer.
+
+    The page is opened offline (see the driver fixture). Every question of the quiz's JSON is drawn;
+    clicking a wrong choice shows that choice's own explanation, marked incorrect; clicking the right
+    one marks it correct; a numeric answer typed with Enter gets the explanation written for it.
+    """
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(driver, QUIZ_PAGE, 1280)
+    data = driver.find_elements(By.CSS_SELECTOR, 'script.sg-quiz[type="application/json"]')
+    assert data, f"{QUIZ_PAGE}: no quiz data on the page"
+    questions = json.loads(data[0].get_attribute("textContent"))
+    box = driver.find_element(By.ID, data[0].get_attribute("data-for"))
+    for _ in range(50):
+        wraps = box.find_elements(By.CSS_SELECTOR, ".Quiz")
+        if len(wraps) == len(questions):
+            break
+        time.sleep(0.1)
+    assert len(wraps) == len(questions), (
+        f"{len(wraps)} of {len(questions)} questions drawn: did _static/jupyterquiz.js or "
+        "_static/softgrad-quiz.js not run?"
+    )
+
+    def feedback_of(wrap):
+        fb = wrap.find_element(By.CSS_SELECTOR, ".Feedback")
+        return fb, " ".join(fb.text.split())
+
+    def prefix(text):  # the explanation's words before its first formula, as the page shows them
+        return " ".join(text.split("$")[0].split())
+
+    mc = [(w, q) for w, q in zip(wraps, questions, strict=True) if q["type"] == "multiple_choice"]
+    assert mc, "the quiz has no multiple-choice question"
+    wrap, q = mc[0]
+    labels = wrap.find_elements(By.CSS_SELECTOR, "label.MCButton")
+    wrong = next(lab for lab in labels if lab.get_attribute("data-correct") == "false")
+    right = next(lab for lab in labels if lab.get_attribute("data-correct") == "true")
+    explanation = wrong.get_attribute("data-feedback")
+    assert explanation in [a["feedback"] for a in q["answers"] if not a["correct"]]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", wrong)
+    wrong.click()
+    fb, shown = feedback_of(wrap)
+    assert fb.is_displayed(), "a wrong answer showed no explanation"
+    assert prefix(explanation) in shown, f"a wrong answer showed {shown!r}, not {explanation!r}"
+    assert "incorrect" in fb.get_attribute("class")
+    right.click()
+    fb, shown = feedback_of(wrap)
+    assert "correct" in fb.get_attribute("class").split(), f"the right answer showed {shown!r}"
+    assert prefix(right.get_attribute("data-feedback")) in shown
+
+    numeric = [(w, q) for w, q in zip(wraps, questions, strict=True) if q["type"] == "numeric"]
+    assert numeric, "chapter 1's quiz has no numeric question"
+    wrap, q = numeric[0]
+    value = next(a for a in q["answers"] if a.get("correct"))
+    field = wrap.find_element(By.CSS_SELECTOR, "input.Input-text")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
+    field.click()
+    field.send_keys(str(value["value"]), Keys.ENTER)
+    fb, shown = feedback_of(wrap)
+    assert "correct" in fb.get_attribute("class").split(), f"typing {value['value']}: {shown!r}"
+    assert prefix(value["feedback"]) in shown, f"typing {value['value']} showed {shown!r}"
+
+
+# --------------------------------------------------------------------------- the figure that moves
+
+EXPLORER_PAGE = "chapters/04_cross_entropy"
+
+
+def _explorer_state(driver, root):
+    """The figure's inputs as its controls hold them, and every value it drew (data-value)."""
+    return driver.execute_script(
+        """
+        const root = arguments[0];
+        const num = (sel) => Array.from(root.querySelectorAll(sel)).map((e) => Number(e.dataset.value));
+        const ranges = Array.from(root.querySelectorAll('input[type=range]'));
+        const jac = Array.from(root.querySelectorAll('rect.sg-jacobian'))
+          .map((e) => [Number(e.dataset.row), Number(e.dataset.col), Number(e.dataset.value)]);
+        return {
+          z: ranges.filter((r) => /-z\\d+$/.test(r.id)).map((r) => Number(r.value)),
+          T: Number(root.querySelector('input[id$="-T"]').value),
+          eps: Number(root.querySelector('input[id$="-eps"]').value),
+          c: Number(root.querySelector('select').value),
+          p: num('rect.sg-p'), y: num('rect.sg-target'), grad: num('rect.sg-grad'), jac: jac,
+          loss: Number(root.querySelector('output.sg-loss').dataset.value),
+        };
+        """,
+        root,
+    )
+
+
+def _softgrad_values(state):
+    import numpy as np
+
+    import softgrad as sg
+
+    z, T, eps, c = np.array(state["z"]), state["T"], state["eps"], state["c"]
+    n = len(z)
+    return {
+        "p": sg.softmax(z, temperature=T),
+        "y": (1 - eps) * np.eye(n)[c] + eps / n,
+        "jac": sg.softmax_jacobian(z / T) / T,
+        "grad": sg.cross_entropy_grad(z / T, c, label_smoothing=eps) / T,
+        "loss": sg.cross_entropy(z / T, c, label_smoothing=eps),
+    }
+
+
+def _assert_drawn_is_softgrad(state):
+    import numpy as np
+
+    want = _softgrad_values(state)
+    n = len(state["z"])
+    jac = np.full((n, n), np.nan)
+    for i, j, v in state["jac"]:
+        jac[int(i), int(j)] = v
+    for key in ("p", "y", "grad"):
+        np.testing.assert_allclose(state[key], want[key], rtol=1e-12, atol=1e-15, err_msg=key)
+    np.testing.assert_allclose(jac, want["jac"], rtol=1e-12, atol=1e-15, err_msg="Jacobian")
+    np.testing.assert_allclose(state["loss"], want["loss"], rtol=1e-12, err_msg="loss")
+
+
+def test_explorer_redraws_what_softgrad_computes(driver):
+    """Move the figure's sliders with the keyboard; the drawn p, Jacobian, gradient and loss are
+    softgrad's for the new inputs (and differ from the values drawn before)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    _open(driver, EXPLORER_PAGE, 1280)
+    roots = driver.find_elements(By.CSS_SELECTOR, ".sg-explorer[data-logits]")
+    assert roots, f"{EXPLORER_PAGE}: no interactive figure"
+    root = roots[0]
+    for _ in range(50):
+        if root.find_elements(By.CSS_SELECTOR, "rect.sg-p"):
+            break
+        time.sleep(0.1)
+    before = _explorer_state(driver, root)
+    assert len(before["p"]) == len(before["z"]) == 4, f"the figure drew {before['p']}"
+    _assert_drawn_is_softgrad(before)
+
+    def press(input_id_suffix, key, times):
+        slider = root.find_element(By.CSS_SELECTOR, f'input[id$="{input_id_suffix}"]')
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+        slider.click()
+        slider.send_keys(*([key] * times))
+
+    press("-z2", Keys.ARROW_RIGHT, 25)  # the target's logit up by 2.5
+    press("-z0", Keys.ARROW_LEFT, 7)
+    press("-T", Keys.ARROW_RIGHT, 13)  # the temperature up by 0.65
+    press("-eps", Keys.ARROW_RIGHT, 12)  # smoothing 0.12
+    after = _explorer_state(driver, root)
+    assert after["eps"] > 0, f"the smoothing slider did not move: {after}"
+    assert after["T"] != before["T"], f"the temperature slider did not move: {after}"
+    assert after["z"] != before["z"]
+    assert after["p"] != before["p"], "moving the sliders did not redraw the figure"
+    _assert_drawn_is_softgrad(after)
+
+    Select(root.find_element(By.CSS_SELECTOR, "select")).select_by_value("0")
+    changed = _explorer_state(driver, root)
+    assert changed["c"] == 0
+    assert changed["grad"] != after["grad"]
+    _assert_drawn_is_softgrad(changed)

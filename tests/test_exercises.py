@@ -43,6 +43,7 @@ ASSIGNMENTS = [
     "ex04_cross_entropy_grad",
     "ex05_gradient_checker",
     "ex06_train_classifier",
+    "ex07_framework_conventions",
 ]
 CHAPTERS = {  # assignment -> the chapter it links to
     "ex01_stable_softmax": "01_softmax.md",
@@ -51,6 +52,7 @@ CHAPTERS = {  # assignment -> the chapter it links to
     "ex04_cross_entropy_grad": "04_cross_entropy.md",
     "ex05_gradient_checker": "05_gradient_checking.md",
     "ex06_train_classifier": "06_putting_it_together.md",
+    "ex07_framework_conventions": "09_frameworks.md",
 }
 GRADE_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$|^[a-z]{4,}$")
 TIMEOUT = 600

@@ -20,6 +20,8 @@ Small fixes that keep the book working from disk, offline, with a clean console:
    keep showing outputs computed by the old code. The cache directory gets a subdirectory
    per hash of the package's source (``softgrad-<hash>``): an unchanged book with an
    unchanged package executes nothing; a changed package re-executes every chapter once.
+7. The self-test quizzes (``softgrad_quiz``): jupyterquiz's JavaScript is served from
+   ``_static`` and each quiz's inline script is reduced to its questions.
 
 About (1):
 
@@ -121,4 +123,8 @@ def setup(app):
     import softgrad_notebooks
 
     softgrad_notebooks.setup(app)
+    # The self-test quizzes: jupyterquiz's JavaScript served from _static (softgrad_quiz).
+    import softgrad_quiz
+
+    softgrad_quiz.setup(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -211,7 +211,7 @@ def setup_cell_source(baseurl: str, wheel_name: str, kit_name: str) -> str:
     """The first cell of every downloaded notebook (see the module docstring)."""
     if baseurl:
         get_kit = f"{baseurl}/{KIT_DIR}/{kit_name}"
-        alone = f'"%pip install {baseurl}/{KIT_DIR}/{wheel_name} matplotlib"'
+        alone = f'"%pip install {baseurl}/{KIT_DIR}/{wheel_name} matplotlib jupyterquiz"'
     else:
         get_kit = f"{kit_name}, from the book's Start page (section Run it yourself)"
         alone = "None"
@@ -235,7 +235,7 @@ def _softgrad_setup_check():
             "    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt          (Linux, macOS)",
             "    py -m venv .venv && .venv\\\\Scripts\\\\pip install -r requirements.txt          (Windows)",
             "then start JupyterLab with .venv/bin/jupyter lab (Windows: .venv\\\\Scripts\\\\jupyter lab).",
-            "Or install it into this kernel: %pip install " + str(next(kit.glob("softgrad-*.whl"))) + " matplotlib",
+            "Or install it into this kernel: %pip install " + str(next(kit.glob("softgrad-*.whl"))) + " matplotlib jupyterquiz",
         ]
     else:
         msg += [

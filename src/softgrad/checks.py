@@ -39,6 +39,7 @@ Likely mistake [softmax-overflow]: ...
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -2976,3 +2977,308 @@ def check_matches(
         expected = (np.asarray(reference(*_fresh(args)), dtype=float),)
         probes.append(_Probe(f"probe {i + 1} of {len(inputs)} (shapes {shapes})", args, expected))
     return _run_probes(spec, fn, probes, [])
+
+
+# ----------------------------------------------------------------------------- chapter 9: framework conventions
+# (issue 11: the weighted mean and ignore_index of exercise 7; this section only adds to the
+# catalogue, the section list, ALLOWED and __all__ above.)
+
+SECTIONS.update(
+    {
+        "sec-frameworks": ("09_frameworks", "From the page to the framework"),
+        "sec-frameworks-logits": ("09_frameworks", "The loss takes logits, not probabilities"),
+        "sec-frameworks-weight": ("09_frameworks", "Class weights and the weighted mean's divisor"),
+        "sec-frameworks-ignore-index": ("09_frameworks", "Padding tokens and `ignore_index`"),
+    }
+)
+
+MISTAKES.update(
+    _catalogue(
+        Mistake(
+            "fw-divisor-n",
+            "divided the weighted sum by N, the number of rows: PyTorch's weighted mean divides by "
+            "the sum of the weights of the counted rows' labels, W = sum_r w[c_r].",
+            "divide by W = (weight[labels] * keep).sum(), where keep marks the rows that count.",
+            "sec-frameworks-weight",
+        ),
+        Mistake(
+            "fw-divisor-count",
+            "divided by the number of counted rows instead of the sum of their label weights: with "
+            "class weights the mean is a weighted average, sum_r w[c_r] l_r / sum_r w[c_r].",
+            "divide by W = (weight[labels] * keep).sum(), not by keep.sum().",
+            "sec-frameworks-weight",
+        ),
+        Mistake(
+            "fw-weight-missing",
+            "left the class weight out of the rows' losses: row r's term is w[c_r] times its loss.",
+            "multiply each row's loss (and its gradient p - e_c) by weight[labels[r]].",
+            "sec-frameworks-weight",
+        ),
+        Mistake(
+            "fw-ignored-rows-counted",
+            "counted the ignored rows (labels equal to ignore_index) as rows of some class: they got "
+            "a loss, a gradient and a share of the divisor, so padding is trained like a token.",
+            "mask them: keep = labels != ignore_index; their loss and gradient are 0 and they are "
+            "left out of the divisor.",
+            "sec-frameworks-ignore-index",
+        ),
+        Mistake(
+            "fw-ignored-in-divisor",
+            "gave the ignored rows a zero loss and gradient but still counted them in the divisor, "
+            "which shrinks the result of a batch with much padding.",
+            "sum the divisor over the rows that count only: W = (weight[labels] * keep).sum().",
+            "sec-frameworks-ignore-index",
+        ),
+        Mistake(
+            "fw-softmax-twice",
+            "applied softmax to the logits twice (softmax of the probabilities, as a model with a "
+            "softmax layer in front of F.cross_entropy does): the function receives logits.",
+            "compute p = softmax(z) once from the logits z, and use p - e_c.",
+            "sec-frameworks-logits",
+        ),
+        Mistake(
+            "fw-all-ignored-nan",
+            "returned NaN for a batch whose every row is ignored: W = 0 and 0/0 is NaN. The gradient "
+            "of such a batch is 0 (nothing counts); only PyTorch's mean loss is NaN.",
+            "return zeros when W == 0 (for example divide by W only if W > 0).",
+            "sec-frameworks-ignore-index",
+        ),
+    )
+)
+
+ALLOWED["check_weighted_cross_entropy"] = _FORWARD
+ALLOWED["check_weighted_cross_entropy_grad"] = _FORWARD
+_SPECS["check_weighted_cross_entropy"] = _Spec(
+    "check_weighted_cross_entropy", "weighted_cross_entropy", "sec-frameworks"
+)
+_SPECS["check_weighted_cross_entropy_grad"] = _Spec(
+    "check_weighted_cross_entropy_grad", "weighted_cross_entropy_grad", "sec-frameworks"
+)
+__all__ += ["check_weighted_cross_entropy", "check_weighted_cross_entropy_grad"]
+
+
+def _fw_candidate(
+    z, labels, weight, ignore_index=-100, *, rows, weighted, ignored, divisor, loss, guard=True
+):
+    """A weighted-mean loss or gradient, right or with the named mistakes (numpy, no softgrad).
+
+    rows: "right", "twice" (p = softmax(softmax(z))), "twice-chain" (the true gradient of the
+    loss of softmax(z)), "sign"; ignored: "right", "counted" (label -> class 0, counted),
+    "in-divisor"; divisor: "W", "N", "count".
+    """
+    z = np.asarray(z, dtype=np.float64)
+    labels = np.asarray(labels)
+    w = np.asarray(weight, dtype=np.float64)
+    N, C = z.shape
+    keep = labels != ignore_index
+    lab = np.where(keep, labels, 0)
+    onehot = np.eye(C)[lab]
+    counted = np.ones(N, bool) if ignored == "counted" else keep  # rows with a loss
+    in_divisor = keep if ignored == "right" else np.ones(N, bool)
+    a = w[lab] if weighted else np.ones(N)
+    D = {"W": (w[lab] * in_divisor).sum(), "N": N, "count": in_divisor.sum()}[divisor]
+    p = _stable_softmax_np(z)
+    if rows in ("twice", "twice-chain"):
+        q = _stable_softmax_np(p)
+        if loss:
+            per_row = -np.log(q[np.arange(N), lab])
+        elif rows == "twice":
+            per_row = q - onehot
+        else:  # J(z) (q - e_c): the chain rule through the first softmax
+            g = q - onehot
+            per_row = p * (g - (g * p).sum(axis=1, keepdims=True))
+    else:
+        logp = z - z.max(axis=1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        per_row = -logp[np.arange(N), lab] if loss else p - onehot
+        if rows == "sign":
+            per_row = -per_row
+    scale = a * counted
+    if loss:
+        return (scale * per_row).sum() / D
+    if D == 0 and guard:  # every row ignored: a zero gradient, as the right answer has
+        return np.zeros_like(per_row)
+    return scale[:, None] * per_row / D
+
+
+def _fw_candidates(loss: bool, ignored_rows: bool = True) -> list[_Candidate]:
+    """The catalogued mistakes written out; without ignored rows in the probes, only those that
+    can differ there (dividing by N or by the rows counted is one mistake when none is ignored)."""
+    out = []
+    for rows, weighted, ignored, divisor in itertools.product(
+        ("right", "twice", "twice-chain", "sign"),
+        (True, False),
+        ("right", "counted", "in-divisor") if ignored_rows else ("right",),
+        ("W", "N", "count") if ignored_rows else ("W", "N"),
+    ):
+        if loss and rows in ("sign", "twice-chain"):
+            continue  # the loss has no sign to flip; "twice" is the loss of softmax twice
+        if (ignored == "in-divisor" and divisor == "N") or (
+            ignored != "right" and divisor == "count"
+        ):
+            continue  # the same as dividing by N: one mistake, not two that cannot be told apart
+        keys = tuple(
+            key
+            for key, on in (
+                ("fw-softmax-twice", rows in ("twice", "twice-chain")),
+                ("ce-sign", rows == "sign"),
+                ("fw-weight-missing", not weighted),
+                ("fw-ignored-rows-counted", ignored == "counted"),
+                ("fw-ignored-in-divisor", ignored == "in-divisor"),
+                ("fw-divisor-n", divisor == "N"),
+                ("fw-divisor-count", divisor == "count"),
+            )
+            if on
+        )
+        if keys:
+            kw = {"rows": rows, "weighted": weighted, "ignored": ignored, "divisor": divisor}
+            out.append(_Candidate(keys, lambda *args, kw=kw: _fw_candidate(*args, **kw, loss=loss)))
+    if not loss:  # the right formula without a guard for W == 0
+        out.append(
+            _Candidate(
+                ("fw-all-ignored-nan",),
+                lambda *args: _fw_candidate(
+                    *args,
+                    rows="right",
+                    weighted=True,
+                    ignored="right",
+                    divisor="W",
+                    loss=False,
+                    guard=False,
+                ),
+            )
+        )
+    out.sort(key=lambda c: len(c.keys))
+    return out
+
+
+def _fw_probes(part: str, loss: bool) -> list[tuple]:
+    """(label, z, labels, weight, ignore_index or None) for the weighted-mean checks."""
+    z4 = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 1.5], [-1.0, 3.0, 2.0], [0.3, 0.1, -0.2]])
+    z6 = np.array(
+        [
+            [0.5, -1.0, 2.0, 0.3],
+            [1.5, 0.2, -0.3, 0.0],
+            [-2.0, 0.4, 0.1, 3.0],
+            [0.0, 0.0, 1.0, -1.0],
+            [2.0, 1.0, 0.0, -1.0],
+            [0.7, -0.4, 0.2, 0.9],
+        ]
+    )
+    weights = [
+        ("no class weights, no ignored rows", z4, np.array([1, 0, 2, 2]), np.ones(3), None),
+        ("class weights [1, 2, 0.5]", z4, np.array([1, 0, 2, 2]), np.array([1.0, 2.0, 0.5]), None),
+        (
+            "class weights [1, 3, 0.5, 2], 6 rows",
+            z6,
+            np.array([1, 3, 0, 1, 2, 1]),
+            np.array([1.0, 3.0, 0.5, 2.0]),
+            None,
+        ),
+    ]
+    padding = [
+        (
+            "two rows labelled -100, no class weights",
+            z6,
+            np.array([1, -100, 0, -100, 2, 3]),
+            np.ones(4),
+            None,
+        ),
+        (
+            "rows labelled -100 and class weights [1, 3, 0.5, 2]",
+            z6,
+            np.array([1, -100, 0, 3, -100, 1]),
+            np.array([1.0, 3.0, 0.5, 2.0]),
+            None,
+        ),
+        (
+            "ignore_index=-1 (not the default), class weights",
+            z4,
+            np.array([-1, 0, 2, 1]),
+            np.array([1.0, 2.0, 0.5]),
+            -1,
+        ),
+        (
+            "large logits, class weights, a row labelled -100",
+            np.array([[1000.0, 0.0, -1000.0], [0.0, 800.0, 0.0], [5.0, 5.0, 5.0]]),
+            np.array([2, -100, 1]),
+            np.array([1.0, 2.0, 0.5]),
+            None,
+        ),
+    ]
+    every_row_ignored = [
+        ("every row labelled -100", z4[:2], np.array([-100, -100]), np.array([1.0, 2.0, 0.5]), None)
+    ]
+    probes = {"weights": weights, "padding": padding, "all": weights + padding}[part]
+    return probes if loss else probes + (every_row_ignored if part != "weights" else [])
+
+
+def _fw_run(name, fn, part, loss):
+    if part not in ("weights", "padding", "all"):
+        raise ValueError(f"part: expected 'weights', 'padding' or 'all', got {part!r}")
+    sg = _ref()
+    probes = []
+    for label, z, labels, w, ii in _fw_probes(part, loss):
+        args = (z, labels, w) if ii is None else (z, labels, w, ii)
+        kw = {"weight": w, "ignore_index": -100 if ii is None else ii}
+        if loss:
+            expected = np.asarray(sg.cross_entropy(z, labels, **kw), dtype=float)
+        else:
+            expected = np.asarray(sg.cross_entropy_grad(z, labels, **kw), dtype=float)
+        shown = f"z = {_fmt(z)}, labels = {_fmt(labels)}, weight = {_fmt(w)}"
+        probes.append(_Probe(label, args, (expected,), shown + ("" if ii is None else f", {ii=}")))
+    check = "check_weighted_cross_entropy" if loss else "check_weighted_cross_entropy_grad"
+    return _run_probes(_SPECS[check], fn, probes, _fw_candidates(loss, part != "weights"))
+
+
+def check_weighted_cross_entropy(weighted_cross_entropy: Callable, *, part: str = "all") -> Passed:
+    """Check a student's ``weighted_cross_entropy(z, labels, weight, ignore_index=-100)``.
+
+    The loss is PyTorch's ``F.cross_entropy(z, labels, weight=weight, ignore_index=...)`` with
+    ``reduction="mean"``: ``sum_r keep_r w[c_r] l_r / sum_r keep_r w[c_r]`` with
+    ``l_r = -log softmax(z_r)[c_r]`` and ``keep_r = labels[r] != ignore_index``. ``part`` selects
+    the probes: "weights" (class weights, nothing ignored), "padding" (rows labelled -100, a
+    non-default ignore_index, large logits) or "all". Wrong answers are matched against every
+    combination of the wrong divisor (N, or the count of rows), the missing weight, ignored rows
+    counted (as class 0, or in the divisor only) and softmax applied twice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softgrad import log_softmax
+    >>> def weighted_cross_entropy(z, labels, weight, ignore_index=-100):
+    ...     keep = labels != ignore_index
+    ...     lab = np.where(keep, labels, 0)
+    ...     a = weight[lab] * keep
+    ...     return -(a * log_softmax(z)[np.arange(len(lab)), lab]).sum() / a.sum()
+    >>> check_weighted_cross_entropy(weighted_cross_entropy)
+    weighted_cross_entropy: passed 7 probes
+    """
+    return _fw_run("weighted_cross_entropy", weighted_cross_entropy, part, loss=True)
+
+
+def check_weighted_cross_entropy_grad(
+    weighted_cross_entropy_grad: Callable, *, part: str = "all"
+) -> Passed:
+    """Check a student's ``weighted_cross_entropy_grad(z, labels, weight, ignore_index=-100)``.
+
+    The gradient of :func:`check_weighted_cross_entropy`'s loss: row r is
+    ``keep_r w[c_r] (p_r - e_{c_r}) / W`` with ``W = sum_r keep_r w[c_r]``, and 0 everywhere when
+    ``W == 0`` (every row ignored). ``part`` as there; "padding" and "all" add the batch whose
+    every row is ignored. Mistakes as there, plus the sign flip and NaN for the empty batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softgrad import softmax
+    >>> def weighted_cross_entropy_grad(z, labels, weight, ignore_index=-100):
+    ...     keep = labels != ignore_index
+    ...     lab = np.where(keep, labels, 0)
+    ...     a = weight[lab] * keep
+    ...     W = a.sum()
+    ...     g = a[:, None] * (softmax(z) - np.eye(z.shape[1])[lab])
+    ...     return g / W if W > 0 else np.zeros_like(g)
+    >>> check_weighted_cross_entropy_grad(weighted_cross_entropy_grad)
+    weighted_cross_entropy_grad: passed 8 probes
+    """
+    return _fw_run("weighted_cross_entropy_grad", weighted_cross_entropy_grad, part, loss=False)

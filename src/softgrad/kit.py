@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 KIT_NAME = "softgrad-course-kit"
 KIT_ZIP = f"{KIT_NAME}.zip"
 # What the notebooks import or need to be opened, besides softgrad and its own dependencies.
-KIT_ROOTS = ("numpy", "matplotlib", "jupyterlab", "ipykernel")
+KIT_ROOTS = ("numpy", "matplotlib", "jupyterlab", "ipykernel", "jupyterquiz")
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
