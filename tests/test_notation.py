@@ -170,3 +170,33 @@ def test_the_start_page_table_names_them():
     tokens = {_dim(t) for t in _TOKEN.findall(letters)} | commands
     missing = sorted((set(SHAPES) - {"dO", "W_1", "W_2"} | DIMS - {"d_model", "m"}) - tokens)
     assert not missing, f"not in the Start page's notation table: {missing}"
+
+
+def test_the_package_docstrings_use_the_books_dimensions():
+    """softgrad's public docstrings write shapes with the book's letters ((N, n), (n, D), ...)."""
+    import importlib
+
+    import softgrad
+
+    docs = {"softgrad": softgrad.__doc__ or ""}
+    for name in softgrad.__all__:
+        docs[f"softgrad.{name}"] = getattr(softgrad, name).__doc__ or ""
+    for module in ("_softmax", "_losses", "_linear", "_gradcheck", "_rows", "_validation"):
+        docs[f"softgrad.{module}"] = importlib.import_module(f"softgrad.{module}").__doc__ or ""
+    words = {"rows", "chunk", "block"}  # a count the text names in words
+    # a shape: after "shape", after "is"/"are", or before the noun it measures ("two (chunk, n)
+    # arrays"); never a call in an example
+    pattern = re.compile(
+        r"(?:shape\s*|\b(?:is|are)\s+)\(([^()\[\]]*)\)"
+        r"|\(([^()\[\]]*)\)[ \t]+(?:arrays?|blocks?|logits|matrix|matrices|weights)\b"
+    )
+    problems = []
+    for where, doc in docs.items():
+        for m in pattern.finditer(doc):
+            shape = m.group(1) if m.group(1) is not None else m.group(2)
+            parts = [p.strip() for p in shape.split(",") if p.strip()]
+            parts = [p for p in parts if p != "..." and not p.endswith("...")]  # any batch axes
+            bad = [p for p in parts if not (p.isdigit() or p in DIMS or p in words)]
+            if bad:
+                problems.append(f"{where}: shape ({shape}): {bad} not the book's dimensions")
+    assert not problems, "\n".join(problems)
