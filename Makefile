@@ -21,7 +21,9 @@ BOOK ?= _build/html
 # optional arguments of make grade / grade-merge, passed on only when set
 GRADE_EXTRA = $(if $(ROSTER),--roster "$(ROSTER)") --book "$(BOOK)"
 
-.PHONY: help venv dist lab book test test-fast release grade grade-merge lint bench bench-torch bench-grading lock clean
+PDF := _build/pdf/softgrad.pdf
+
+.PHONY: help venv dist lab book pdf test test-fast release grade grade-merge lint bench bench-torch bench-grading lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -68,6 +70,15 @@ $(RELEASE_STAMP): $(STAMP) $(SOURCES) $(wildcard src/softgrad/grading/*.py)
 book: $(RELEASE_STAMP) $(WHEEL) ## build the HTML book into _build/html, with the course kit (warnings are errors)
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
+# The whole book as one PDF, for readers who are offline or print: Sphinx's single-page build, printed
+# by headless Chromium once MathJax has typeset every formula (tools/print_pdf.py), then linked into
+# the site beside the course kit, where the Start page's link points. Not part of `make test` (it
+# takes minutes); tests/test_pdf.py checks it whenever it exists, and CI builds it (.ci/run).
+pdf: book ## the whole book as one PDF, _build/pdf/softgrad.pdf (and the site's kit/softgrad.pdf)
+	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(PY) tools/print_pdf.py _build/singlehtml $(PDF)
+	ln -f $(PDF) _build/html/kit/softgrad.pdf 2>/dev/null || cp $(PDF) _build/html/kit/softgrad.pdf
+
 # axe-core for the browser test's accessibility audit: the npm package pinned in tests/js, installed
 # from the registry with npm ci and injected into each page from this local copy (never a CDN).
 AXE := tests/js/node_modules/axe-core/axe.min.js
@@ -75,7 +86,7 @@ $(AXE): tests/js/package.json tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading
+test: book $(AXE) ## run every test: package, notebooks, book build, browser (layout, axe-core), exercises, grading, the PDF if built
 	$(PY) -m pytest --durations=25
 
 test-fast: $(STAMP) ## only the package's unit tests (no notebooks, book or browser)
@@ -89,9 +100,9 @@ grade-merge: $(STAMP) ## combine SHARDS="dir1 dir2 ..." (make grade SHARD=k/n) i
 	@test -n "$(SHARDS)" || { echo "usage: make grade-merge OUT=dir SHARDS=\"dir1 dir2 ...\" [ROSTER=roster.csv] [BOOK=_build/html]"; exit 2; }
 	$(PY) -m softgrad.grading merge $(SHARDS) --out "$(OUT)" $(GRADE_EXTRA)
 
-lint: $(STAMP) ## ruff over the package, tests and benchmarks: lint rules and formatting
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+lint: $(STAMP) ## ruff over the package, tests, benchmarks and tools: lint rules and formatting
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 
 bench: $(STAMP) ## run the speed benchmark and print ratios
 	$(PY) benchmarks/bench_softmax.py

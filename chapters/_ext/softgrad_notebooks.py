@@ -373,7 +373,9 @@ def _check_wheel_is_current(wheel: Path) -> None:
 
 def export_notebooks(app, exception) -> None:
     """build-finished: converted notebooks into ``_sources/`` and the kit into ``kit/``."""
-    if exception is not None or app.builder.format != "html":
+    # Only the site (builder "html") carries the kit; the single-page build that `make pdf` prints
+    # has no use for it.
+    if exception is not None or app.builder.name != "html":
         return
     import nbformat
     from softgrad.kit import KIT_ZIP, write_kit

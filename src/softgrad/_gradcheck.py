@@ -70,8 +70,9 @@ def numerical_jacobian(f, x, step=None):
         Point at which to differentiate. Integers are promoted to float64; ``x`` is not modified.
     step : float, optional
         Relative step. Entry ``i`` is moved by ``h_i = step * max(1, |x_i|)``. The default is
-        ``u ** (1/3)`` for the unit roundoff ``u`` of ``x``'s dtype (about 6e-6 in float64),
-        which balances truncation against rounding error.
+        ``eps_mach ** (1/3)`` for the machine epsilon ``eps_mach`` of ``x``'s dtype
+        (``np.finfo(dtype).eps``; about 6e-6 in float64), which balances truncation against
+        rounding error.
 
     Returns
     -------
@@ -126,11 +127,12 @@ class GradcheckResult:
     Attributes
     ----------
     ok : bool
-        Every compared entry satisfied ``|a - n| <= max(atol, rtol * max(|a|, |n|))``.
+        Every compared entry satisfied ``|a - b| <= max(atol, rtol * max(|a|, |b|))``, for the
+        analytic value ``a`` and the numeric value ``b``.
     max_rel_error : float
-        ``max |a - n| / max(|a|, |n|, atol / rtol)`` over the entries (0 if they all agree).
+        ``max |a - b| / max(|a|, |b|, atol / rtol)`` over the entries (0 if they all agree).
     max_abs_error : float
-        ``max |a - n|``.
+        ``max |a - b|``.
     worst_index : tuple of int
         Index of the worst entry in ``analytic`` / ``numeric``.
     analytic, numeric : ndarray
@@ -241,7 +243,8 @@ def gradcheck(
     step : float, optional
         Relative step for :func:`numerical_jacobian`.
     rtol, atol : float, optional
-        Tolerances; an entry passes if ``|a - n| <= max(atol, rtol * max(|a|, |n|))``.
+        Tolerances; an entry passes if ``|a - b| <= max(atol, rtol * max(|a|, |b|))`` for the
+        analytic value ``a`` and the numeric value ``b``.
         Defaults depend on ``x``'s dtype: (1e-6, 1e-8) for float64, (2e-2, 1e-3) for float32.
     n_directions : int, optional
         Compare ``v^T J u`` for this many random unit-scale ``u`` (shape of ``x``) and ``v``

@@ -1,17 +1,19 @@
 """Cross-entropy of a linear layer's output, without forming the logits.
 
-A language model's last layer maps hidden states ``h`` (N, d) to logits ``z = h W^T + b`` over
-a vocabulary of V classes; with V = 50257 the logits alone are N x V (412 MB in float32 for
-N = 2048), and autograd keeps them, their softmax and their gradient. Here the rows are taken a
-chunk at a time: the chunk's logits are formed, their loss and gradient ``dz = (P - Y)`` come
-from :func:`softgrad.cross_entropy_with_grad` (the same kernel as everywhere else), and the
-chunk's share of the gradients is added up at once:
+A language model's last layer maps hidden states ``h`` (N, D), the book's ``X``, to logits
+``Z = h W^T + b`` over a vocabulary of ``n`` classes; with n = 50257 the logits alone are N x n
+(412 MB in float32 for N = 2048), and autograd keeps them, their softmax and their gradient.
+Here the rows are taken a chunk at a time: the chunk's logits are formed, their loss and
+gradient ``dZ = P - Y`` come from :func:`softgrad.cross_entropy_with_grad` (the same kernel as
+everywhere else), and the chunk's share of the gradients is added up at once:
 
-    dh = dz W,    dW = dz^T h,    db = sum over rows of dz    (then divided by N for "mean").
+    dh = dZ W,    dW = dZ^T h,    db = sum over rows of dZ    (then divided by N for "mean").
 
-Peak extra memory is two (chunk, V) arrays, one (2048, d) block for dW and the cross-entropy
-kernel's work arrays (a row block, about 1 MiB): it does not grow with N, and is never (N, V).
-Derived in the book, Chapter 8 (sec-linear-cross-entropy).
+``W`` is (n, D), one row per class, as in a language model and in PyTorch's ``Linear``: the
+transpose of the (D, n) weights of the book's Chapter 6. Peak extra memory is two (chunk, n)
+arrays, one (2048, D) block for dW and the cross-entropy kernel's work arrays (a row block,
+about 1 MiB): it does not grow with N, and is never (N, n). Derived in the book, Chapter 8
+(sec-linear-cross-entropy).
 """
 
 from __future__ import annotations
@@ -114,13 +116,14 @@ def _run(h, W, labels, bias, reduction, ls, c, want_grad):
 _PARAMS = """
     Parameters
     ----------
-    h : array_like, shape (N, d)
-        Hidden states, one row per token (float32 or float64).
-    W : array_like, shape (V, d)
-        The output layer's weights, one row per class (vocabulary entry).
+    h : array_like, shape (N, D)
+        Hidden states, one row per token: the ``D`` inputs of the output layer (the book's
+        ``X``), float32 or float64.
+    W : array_like, shape (n, D)
+        The output layer's weights, one row per class (vocabulary entry) for ``n`` classes.
     labels : array_like of int, shape (N,)
-        The target class of each row, in ``0..V-1``.
-    bias : array_like, shape (V,), optional
+        The target class of each row, in ``0..n-1``.
+    bias : array_like, shape (n,), optional
         The output layer's bias; None for none (then ``db`` is None).
     reduction : {"mean", "sum", "none"}, default "mean"
         As in :func:`softgrad.cross_entropy`. With "none" the gradients are those of the sum.
@@ -158,7 +161,7 @@ def linear_cross_entropy_with_grad(
 
 
 linear_cross_entropy.__doc__ = (
-    """Cross-entropy of ``softmax(h W^T + b)`` against ``labels``, without the (N, V) logits.
+    """Cross-entropy of ``softmax(h W^T + b)`` against ``labels``, without the (N, n) logits.
 
     Equals ``cross_entropy(h @ W.T + bias, labels, ...)``; the logits are formed a chunk of
     rows at a time and dropped.
@@ -186,18 +189,18 @@ linear_cross_entropy.__doc__ = (
 
 linear_cross_entropy_with_grad.__doc__ = (
     """The loss of :func:`linear_cross_entropy` and its gradients with respect to ``h``, ``W``
-    and ``bias``, without the (N, V) logits or their gradient.
+    and ``bias``, without the (N, n) logits or their gradient.
 """
     + _PARAMS
     + """
     Returns
     -------
     loss : as :func:`linear_cross_entropy`
-    dh : ndarray, shape (N, d)
-        ``dL/dh = (P - Y) W`` (divided by N for "mean").
-    dW : ndarray, shape (V, d)
+    dh : ndarray, shape (N, D)
+        ``dL/dh = (P - Y) W`` (divided by N for "mean": ``G W`` with the book's ``G``).
+    dW : ndarray, shape (n, D)
         ``dL/dW = (P - Y)^T h`` (divided by N for "mean").
-    db : ndarray, shape (V,), or None when ``bias`` is None
+    db : ndarray, shape (n,), or None when ``bias`` is None
         ``dL/db``: the column sums of ``P - Y`` (divided by N for "mean").
 """
     + _RAISES
@@ -205,7 +208,7 @@ linear_cross_entropy_with_grad.__doc__ = (
     Notes
     -----
     ``P - Y`` is the chapter-4 gradient of the loss with respect to the logits, one chunk of
-    rows at a time; the chain rule through ``z = h W^T + b`` gives the three products above.
+    rows at a time; the chain rule through ``Z = h W^T + b`` gives the three products above.
     Derived in the book, Chapter 8 (sec-linear-cross-entropy).
 
     Examples

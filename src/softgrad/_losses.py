@@ -3,13 +3,13 @@
 The loss of a row with logits ``z`` and class weights ``y`` is
 ``L = -sum_j y_j log softmax(z)_j`` and its gradient is ``dL/dz = softmax(z) * sum(y) - y``.
 For one-hot ``y`` (an integer label) this is the familiar ``p - y``; for weights that do not
-sum to one the ``sum(y)`` factor matters. With label smoothing ``ls`` the target is
-``y' = (1 - ls) y + ls / n``.
+sum to one the ``sum(y)`` factor matters. With label smoothing ``eps`` (the book's epsilon) the
+target is ``y_eps = (1 - eps) y + eps / n``, for ``n`` classes.
 
 Accuracy when one logit dominates. Write ``m = z_k`` for the row maximum,
 ``d_j = z_j - m <= 0`` and ``s = sum_{j != k} exp(d_j)`` (from ``_softmax._log1p_sum``). Then
 
-* ``-log p_j = log1p(s) - d_j``, and the loss ``sum_j y'_j (log1p(s) - d_j)`` is a sum of
+* ``-log p_j = log1p(s) - d_j``, and the loss ``sum_j (y_eps)_j (log1p(s) - d_j)`` is a sum of
   terms that are all ``>= 0``: nothing large is subtracted, so the loss of a confidently right
   row (about ``s``) keeps its digits, and an offset of all logits by -1e4 costs nothing
   (``logsumexp(z) - z_y`` would lose ~1e4 ulps there);
@@ -207,12 +207,12 @@ _PARAMS = """
     reduction : {"mean", "sum", "none"}, default "mean"
         Average over the batch rows, sum over them, or return one loss per row.
     label_smoothing : float in [0, 1], default 0.0
-        ``ls``: the target becomes ``y' = (1 - ls) y + ls / n``.
+        ``eps``: the target becomes ``y_eps = (1 - eps) y + eps / n`` for ``n`` classes.
     weight : array_like, shape (n,), optional
         One non-negative weight per class, with PyTorch's meaning: a row's loss is scaled by
         its label's weight, the smoothing term weights class ``j`` by ``weight[j]``, and for
         integer labels "mean" divides by the sum of the counted rows' label weights, not by
-        the number of rows (probability targets: ``y' = weight * ((1 - ls) y + ls / n)``, and
+        the number of rows (probability targets: ``y_eps = weight * ((1 - eps) y + eps / n)``, and
         "mean" divides by the number of rows).
     ignore_index : int, optional
         For integer labels: rows with this label count for nothing (loss and gradient 0) and
@@ -338,8 +338,8 @@ cross_entropy_grad.__doc__ = (
     Returns
     -------
     grad : ndarray, same shape and floating dtype as ``logits``
-        ``dL/dz = softmax(z) * sum(y') - y'`` per row, divided by the number of rows for
-        "mean".
+        ``dL/dz = softmax(z) * sum(y_eps) - y_eps`` per row, divided by the number ``N`` of rows
+        for "mean" (for a batch ``Z``, this is the book's ``G = (P - Y) / N``).
 """
     + _RAISES
     + """

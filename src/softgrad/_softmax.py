@@ -1,7 +1,7 @@
 """Softmax, log-softmax and log-sum-exp, with the softmax Jacobian and its products.
 
-Each operation is one kernel, written for a block of rows ``z`` (shape (b, n)) the way the
-book writes the formula; the driver in ``_rows.py`` validates the input, walks the blocks,
+Each operation is one kernel, written for a block of rows ``z`` (shape (rows, n), for n classes)
+the way the book writes the formula; the driver in ``_rows.py`` validates the input, walks the blocks,
 spreads large inputs over threads and writes ``out=``.
 
 Accuracy. For a row ``z`` with maximum ``m = z_k`` every log-domain result here uses
