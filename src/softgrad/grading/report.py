@@ -159,16 +159,19 @@ def _write_atomic(path: Path, text: str) -> None:
 # ----------------------------------------------------------------------------- book links
 
 
-def section_href(key: str, book: str, out: Path) -> str:
+def section_href(key: str, book: str, out: Path) -> str | None:
     """Where the book explains mistake ``key``: ``BOOK/chapters/<chapter>.html#<label>``.
 
     ``book`` is the built book's folder (the link is made relative to the report, so the two
-    can be moved together) or a URL of the published book.
+    can be moved together) or a URL of the published book. None for a mistake that belongs to
+    no section of the book.
     """
     from softgrad.checks import MISTAKES, SECTIONS
 
     label = MISTAKES[key].section
-    page = f"chapters/{SECTIONS[label]}.html"
+    if label is None or label not in SECTIONS:
+        return None
+    page = f"chapters/{SECTIONS[label][0]}.html"
     if "://" in book:
         return f"{book.rstrip('/')}/{page}#{label}"
     target = os.path.relpath(Path(book).resolve() / page, out.resolve())
@@ -322,6 +325,7 @@ def render(
 
     # a key from results graded by another version of the checks has no section to link to
     links = {m.key: section_href(m.key, book, out) for m in counts if m.key in MISTAKES}
+    links = {k: v for k, v in links.items() if v is not None}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
