@@ -97,11 +97,11 @@ def _graded_execute_class(kernel_home: Path | None, uid: int, off: dict[str, lis
                                 tests.append((index, cell))
                             else:
                                 self.preprocess_cell(cell, resources, index)
+                        entry["cells"] = time.monotonic()
                         # after every other cell: nothing the student's code keeps from a
                         # hidden test's call can be printed by a later cell
                         for index, cell in tests:
                             run_test(index, cell)
-                    entry["cells"] = time.monotonic()
             finally:
                 entry["end"] = time.monotonic()
             self.set_widgets_metadata()
